@@ -1,0 +1,21 @@
+"""One module per client library; each patches its library's call path inside an ExitStack."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from contextlib import ExitStack
+
+__all__ = ["INTERCEPTORS", "install_all"]
+
+#: (interceptor module, the library it needs), in the order they are installed.
+INTERCEPTORS: tuple[tuple[str, str], ...] = (("_openai", "openai"),)
+
+
+def install_all(stack: ExitStack) -> None:
+    """Install every interceptor whose library is importable; undo is ``stack.close()``."""
+    for module_name, library in INTERCEPTORS:
+        if importlib.util.find_spec(library) is None:
+            continue
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        module.install(stack)

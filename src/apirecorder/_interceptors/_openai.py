@@ -1,0 +1,420 @@
+"""The OpenAI SDK layer: chat, completions, embeddings, responses and model lists.
+
+Patches the resource methods (``Completions.create`` and friends, sync and async), so a
+call is recorded as its keyword arguments and replayed as the SDK's own objects, built
+without validation the way the SDK builds them from the wire. Everything that touches
+``openai``'s internals lives in this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+from unittest import mock
+
+import httpx2
+import openai
+from openai._base_client import AsyncPaginator
+from openai._models import FinalRequestOptions, construct_type
+from openai._types import NotGiven, Omit
+from openai.pagination import AsyncPage, SyncPage
+from openai.types.model import Model
+
+from .._recorder import Call, Session, active_session, sdk_layer_call
+from .._serialization import jsonable, register_builder
+from .._storage import Recording
+
+__all__ = ["install"]
+
+PROVIDER = "openai"
+
+#: (module, sync class, async class, method, logical endpoint)
+_CREATE_METHODS: tuple[tuple[str, str, str, str], ...] = (
+    ("openai.resources.chat.completions.completions", "Completions", "AsyncCompletions",
+     "/v1/chat/completions"),
+    ("openai.resources.completions", "Completions", "AsyncCompletions", "/v1/completions"),
+    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", "/v1/embeddings"),
+    ("openai.resources.responses.responses", "Responses", "AsyncResponses", "/v1/responses"),
+)  # fmt: skip
+_MODELS_ENDPOINT = "/v1/models"
+
+#: Keyword arguments that shape the transport, not the request body; never hashed or stored.
+_TRANSPORT_KWARGS = frozenset({"extra_headers", "timeout"})
+
+
+def _construct(cls: type[Any], data: Any) -> Any:
+    return construct_type(type_=cls, value=data)
+
+
+register_builder("openai", _construct)
+
+
+def install(stack: ExitStack) -> None:
+    """Patch the OpenAI resources for as long as ``stack`` stays open."""
+    for module_name, sync_name, async_name, endpoint in _CREATE_METHODS:
+        module = importlib.import_module(module_name)
+        sync_cls, async_cls = getattr(module, sync_name), getattr(module, async_name)
+        stack.enter_context(
+            mock.patch.object(sync_cls, "create", _sync_create(sync_cls.create, endpoint))
+        )
+        stack.enter_context(
+            mock.patch.object(async_cls, "create", _async_create(async_cls.create, endpoint))
+        )
+    models = importlib.import_module("openai.resources.models")
+    stack.enter_context(mock.patch.object(models.Models, "list", _sync_list(models.Models.list)))
+    stack.enter_context(
+        mock.patch.object(models.AsyncModels, "list", _async_list(models.AsyncModels.list))
+    )
+
+
+# -- describing a call ------------------------------------------------------------------
+
+
+def _intercepts(session: Session | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    if session is None or args:
+        return False
+    headers = kwargs.get("extra_headers") or {}
+    # with_raw_response / with_streaming_response want the HTTP response itself: leave those
+    # to the HTTP layer, which records the exchange as it was.
+    return not any(str(k).lower() == "x-stainless-raw-response" for k in headers)
+
+
+def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: jsonable(value)
+        for key, value in kwargs.items()
+        if key not in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
+    }
+
+
+def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # A one-shot iterator (say, a generator of messages) is read once for the hash, so the
+    # live call gets the same items as a list.
+    return {
+        key: list(value)
+        if isinstance(value, Iterator) and not isinstance(value, str | bytes)
+        else value
+        for key, value in kwargs.items()
+    }
+
+
+def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]) -> Call:
+    return session.inference_call(
+        base_url=str(resource._client.base_url), endpoint=endpoint, body=_body(kwargs)
+    )
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+def _exception_record(
+    session: Session, call: Call, exc: BaseException, chunks: list[Any] | None
+) -> dict[str, Any]:
+    return {
+        "body": [session.serialize(call, c) for c in chunks] if chunks is not None else None,
+        "is_streaming": chunks is not None,
+        "is_exception": True,
+        "exception_data": {
+            "category": "provider_sdk",
+            "provider": PROVIDER,
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "status_code": getattr(exc, "status_code", None),
+            "body": getattr(exc, "body", None),
+        },
+        "exception_message": str(exc),
+    }
+
+
+def _stream_record(
+    session: Session, call: Call, chunks: list[Any], error: BaseException | None
+) -> dict[str, Any]:
+    if error is not None:
+        return _exception_record(session, call, error, chunks)
+    return {"body": [session.serialize(call, c) for c in chunks], "is_streaming": True}
+
+
+# -- replaying --------------------------------------------------------------------------
+
+
+def _request(call: Call) -> httpx2.Request:
+    return httpx2.Request(call.request.get("method", "POST"), call.request.get("url", ""))
+
+
+def _rebuild_exception(recording: Recording, call: Call) -> openai.OpenAIError:
+    response = recording.response
+    data = response.get("exception_data") or {}
+    message = str(data.get("message") or response.get("exception_message") or "")
+    status = data.get("status_code")
+    body = data.get("body")
+    found = getattr(openai, str(data.get("type")), None)
+    cls: type[openai.OpenAIError]
+    if isinstance(found, type) and issubclass(found, openai.OpenAIError):
+        cls = found
+    else:
+        cls = openai.APIStatusError if status is not None else openai.APIError
+    request = _request(call)
+    if issubclass(cls, openai.APIStatusError):
+        http_response = httpx2.Response(
+            int(status or 500),
+            request=request,
+            json={"error": body} if body is not None else None,
+        )
+        return cls(message, response=http_response, body=body)
+    if issubclass(cls, openai.APITimeoutError):
+        return cls(request=request)
+    if issubclass(cls, openai.APIConnectionError):
+        return cls(message=message, request=request)
+    if issubclass(cls, openai.APIError):
+        return cls(message, request, body=body)
+    return cls(message)
+
+
+def _replay_parts(
+    session: Session, recording: Recording, call: Call
+) -> tuple[Any, openai.OpenAIError | None]:
+    response = recording.response
+    body = session.deserialize(recording, response.get("body"))
+    error = _rebuild_exception(recording, call) if response.get("is_exception") else None
+    return body, error
+
+
+def _event_stream_response(call: Call) -> httpx2.Response:
+    return httpx2.Response(
+        200, request=_request(call), headers={"content-type": "text/event-stream"}, content=b""
+    )
+
+
+class ReplayStream(openai.Stream[Any]):
+    """A replayed ``openai.Stream``: yields the recorded chunks, then any recorded error."""
+
+    def __init__(
+        self, items: list[Any], error: BaseException | None, response: httpx2.Response
+    ) -> None:
+        self.response = response
+        self._items = items
+        self._error = error
+        self._options = None
+        self._iterator = self.__stream__()
+
+    def __stream__(self) -> Iterator[Any]:
+        yield from self._items
+        if self._error is not None:
+            raise self._error
+
+
+class AsyncReplayStream(openai.AsyncStream[Any]):
+    """A replayed ``openai.AsyncStream``: yields the recorded chunks, then any recorded error."""
+
+    def __init__(
+        self, items: list[Any], error: BaseException | None, response: httpx2.Response
+    ) -> None:
+        self.response = response
+        self._items = items
+        self._error = error
+        self._options = None
+        self._iterator = self.__stream__()
+
+    async def __stream__(self) -> AsyncIterator[Any]:
+        for item in self._items:
+            yield item
+        if self._error is not None:
+            raise self._error
+
+
+def _replay(session: Session, recording: Recording, call: Call, *, is_async: bool) -> Any:
+    body, error = _replay_parts(session, recording, call)
+    if recording.response.get("is_streaming"):
+        items = body if isinstance(body, list) else []
+        stream_cls = AsyncReplayStream if is_async else ReplayStream
+        return stream_cls(items, error, _event_stream_response(call))
+    if error is not None:
+        raise error
+    return body
+
+
+# -- the patched methods ----------------------------------------------------------------
+
+
+def _sync_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = active_session()
+        if session is None or not _intercepts(session, args, kwargs):
+            return original(self, *args, **kwargs)
+        kwargs = _materialize(kwargs)
+        call = _call(session, self, endpoint, kwargs)
+        found = session.lookup(call)
+        if found is not None:
+            return _replay(session, found, call, is_async=False)
+        if not session.records:
+            return original(self, *args, **kwargs)
+        with sdk_layer_call():
+            try:
+                result = original(self, **kwargs)
+            except openai.OpenAIError as exc:
+                session.save(call, _exception_record(session, call, exc, None))
+                raise
+            if isinstance(result, openai.Stream):
+                return _drain_sync(session, call, result)
+        session.save(call, {"body": session.serialize(call, result), "is_streaming": False})
+        return result
+
+    return create
+
+
+def _drain_sync(session: Session, call: Call, stream: openai.Stream[Any]) -> ReplayStream:
+    # Reading the whole stream now leaves a complete recording even if the test stops early.
+    chunks: list[Any] = []
+    error: openai.OpenAIError | None = None
+    try:
+        for chunk in stream:
+            chunks.append(chunk)
+    except openai.OpenAIError as exc:
+        error = exc
+    finally:
+        stream.close()
+    session.save(call, _stream_record(session, call, chunks, error))
+    return ReplayStream(chunks, error, stream.response)
+
+
+def _async_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = active_session()
+        if session is None or not _intercepts(session, args, kwargs):
+            return await original(self, *args, **kwargs)
+        kwargs = _materialize(kwargs)
+        call = _call(session, self, endpoint, kwargs)
+        found = session.lookup(call)
+        if found is not None:
+            return _replay(session, found, call, is_async=True)
+        if not session.records:
+            return await original(self, *args, **kwargs)
+        with sdk_layer_call():
+            try:
+                result = await original(self, **kwargs)
+            except openai.OpenAIError as exc:
+                session.save(call, _exception_record(session, call, exc, None))
+                raise
+            if isinstance(result, openai.AsyncStream):
+                return await _drain_async(session, call, result)
+        session.save(call, {"body": session.serialize(call, result), "is_streaming": False})
+        return result
+
+    return create
+
+
+async def _drain_async(
+    session: Session, call: Call, stream: openai.AsyncStream[Any]
+) -> AsyncReplayStream:
+    chunks: list[Any] = []
+    error: openai.OpenAIError | None = None
+    try:
+        async for chunk in stream:
+            chunks.append(chunk)
+    except openai.OpenAIError as exc:
+        error = exc
+    finally:
+        await stream.close()
+    session.save(call, _stream_record(session, call, chunks, error))
+    return AsyncReplayStream(chunks, error, stream.response)
+
+
+# -- model lists ------------------------------------------------------------------------
+
+
+def _page_options() -> FinalRequestOptions:
+    return FinalRequestOptions.construct(method="get", url="/models")
+
+
+def _sync_page(resource: Any, models: list[Any]) -> SyncPage[Model]:
+    page: SyncPage[Model] = SyncPage[Model].construct(data=models, object="list")
+    page._set_private_attributes(client=resource._client, model=Model, options=_page_options())
+    return page
+
+
+def _async_page(resource: Any, models: list[Any]) -> AsyncPage[Model]:
+    page: AsyncPage[Model] = AsyncPage[Model].construct(data=models, object="list")
+    page._set_private_attributes(client=resource._client, model=Model, options=_page_options())
+    return page
+
+
+def _models_from(session: Session, recording: Recording, call: Call) -> list[Any]:
+    body, error = _replay_parts(session, recording, call)
+    if error is not None:
+        raise error
+    return list(body) if isinstance(body, list) else []
+
+
+def _sync_list(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = active_session()
+        if session is None or not _intercepts(session, args, kwargs):
+            return original(self, *args, **kwargs)
+        call = _call(session, self, _MODELS_ENDPOINT, kwargs)
+        found = session.lookup(call)
+        if found is not None:
+            return _sync_page(self, _models_from(session, found, call))
+        if not session.records:
+            return original(self, *args, **kwargs)
+        with sdk_layer_call():
+            try:
+                models = list(original(self, **kwargs))
+            except openai.OpenAIError as exc:
+                session.save(call, _exception_record(session, call, exc, None))
+                raise
+        session.save(call, _models_record(session, call, models))
+        return _sync_page(self, models)
+
+    return list_models
+
+
+def _models_record(session: Session, call: Call, models: list[Any]) -> dict[str, Any]:
+    return {"body": [session.serialize(call, m) for m in models], "is_streaming": False}
+
+
+class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
+    """``AsyncModels.list()`` under a recording: awaitable to a page, and async-iterable."""
+
+    def __init__(self, resource: Any, original: Callable[..., Any], kwargs: dict[str, Any]):
+        self._resource = resource
+        self._original = original
+        self._kwargs = kwargs
+
+    async def _get_page(self) -> AsyncPage[Model]:
+        session = active_session()
+        original, resource, kwargs = self._original, self._resource, self._kwargs
+        if session is None:
+            page: AsyncPage[Model] = await original(resource, **kwargs)
+            return page
+        call = _call(session, resource, _MODELS_ENDPOINT, kwargs)
+        found = session.lookup(call)
+        if found is not None:
+            return _async_page(resource, _models_from(session, found, call))
+        if not session.records:
+            live: AsyncPage[Model] = await original(resource, **kwargs)
+            return live
+        with sdk_layer_call():
+            try:
+                models = [m async for m in original(resource, **kwargs)]
+            except openai.OpenAIError as exc:
+                session.save(call, _exception_record(session, call, exc, None))
+                raise
+        session.save(call, _models_record(session, call, models))
+        return _async_page(resource, models)
+
+
+def _async_list(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = active_session()
+        if session is None or not _intercepts(session, args, kwargs):
+            return original(self, *args, **kwargs)
+        return _ReplayPaginator(self, original, kwargs)
+
+    return list_models

@@ -1,0 +1,27 @@
+"""The four recording modes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Mode", "parse_mode"]
+
+
+class Mode(StrEnum):
+    """What intercepted calls do: pass through, record, replay, or replay-else-record."""
+
+    LIVE = "live"
+    RECORD = "record"
+    REPLAY = "replay"
+    RECORD_IF_MISSING = "record-if-missing"
+
+
+def parse_mode(value: Mode | str) -> Mode:
+    """Return the Mode for ``value``; an unknown value raises ValueError listing the valid ones."""
+    if isinstance(value, Mode):
+        return value
+    try:
+        return Mode(str(value).strip().lower())
+    except ValueError:
+        valid = ", ".join(repr(m.value) for m in Mode)
+        raise ValueError(f"unknown apirecorder mode {value!r}; valid modes are {valid}") from None

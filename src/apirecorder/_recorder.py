@@ -1,0 +1,384 @@
+"""The record/replay decision, shared by every interceptor.
+
+An interceptor describes a call as a :class:`Call`, asks the active :class:`Session` for
+a recording with :meth:`Session.lookup`, and after a live call hands the response to
+:meth:`Session.save`. The session knows the mode and the storage; it knows no client library.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _hashing
+from ._context import current_test_id
+from ._exceptions import RecordingNotFoundError
+from ._modes import Mode, parse_mode
+from ._serialization import from_json, to_json
+from ._storage import FORMAT_VERSION, Recording, Storage, model_list_digest
+
+__all__ = [
+    "Call",
+    "Session",
+    "active_session",
+    "handled_above",
+    "recording",
+    "sdk_layer_call",
+]
+
+logger = logging.getLogger("apirecorder")
+
+MODE_ENV = "APIRECORDER_MODE"
+DIR_ENV = "APIRECORDER_DIR"
+DEBUG_ENV = "APIRECORDER_DEBUG"
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One intercepted call: its hash, the ``request`` record to write, and labels for messages."""
+
+    kind: str  # "inference", "tool" or "http"
+    request_hash: str
+    request: dict[str, Any]
+    test_id: str | None
+    endpoint: str
+    model: str = ""
+    is_model_list: bool = False
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.request_hash}.json"
+
+
+@dataclass
+class Session:
+    """An active ``recording()`` block: its mode, its storage and its options."""
+
+    mode: Mode
+    storage: Storage
+    normalizers: Sequence[_hashing.BodyNormalizer] = ()
+    ignore_hosts: Sequence[str] = ()
+    hosts_under_test: Sequence[str] = ()
+    allowed_types: Sequence[str] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    # -- describing calls -------------------------------------------------------------
+    def inference_call(
+        self,
+        *,
+        base_url: str,
+        endpoint: str,
+        body: dict[str, Any],
+        method: str = "POST",
+        label: str | None = None,
+    ) -> Call:
+        """Describe an SDK inference call; ``label`` overrides the recorded endpoint name."""
+        url = _hashing.endpoint_path(base_url, endpoint)
+        test_id = current_test_id()
+        request_hash = _hashing.inference_request_hash(
+            method, url, body, test_id, self.normalizers
+        )
+        model = body.get("model")
+        logical = label or endpoint
+        call = Call(
+            kind="inference",
+            request_hash=request_hash,
+            request={
+                "method": method.upper(),
+                "url": url,
+                "headers": {},
+                "body": body,
+                "endpoint": logical,
+                "model": model if isinstance(model, str) else "",
+            },
+            test_id=test_id,
+            endpoint=logical,
+            model=model if isinstance(model, str) else "",
+            is_model_list=logical in _hashing.MODEL_LIST_ENDPOINTS,
+        )
+        self._debug_call(call, {"method": method, "url": url})
+        return call
+
+    def tool_call(self, provider: str, tool_name: str, kwargs: dict[str, Any]) -> Call:
+        """Describe a tool invocation."""
+        test_id = current_test_id()
+        call = Call(
+            kind="tool",
+            request_hash=_hashing.tool_request_hash(provider, tool_name, kwargs),
+            request={
+                "test_id": test_id,
+                "provider": provider,
+                "tool_name": tool_name,
+                "kwargs": kwargs,
+            },
+            test_id=test_id,
+            endpoint=f"{provider}.{tool_name}",
+        )
+        self._debug_call(call, {"provider": provider, "tool_name": tool_name})
+        return call
+
+    def http_call(
+        self, *, method: str, url: str, headers: dict[str, str], payload: Any
+    ) -> Call:
+        """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
+        test_id = current_test_id()
+        call = Call(
+            kind="http",
+            request_hash=_hashing.http_request_hash(
+                url, method, payload, test_id, self.normalizers
+            ),
+            request={
+                "test_id": test_id,
+                "method": method.upper(),
+                "url": url,
+                "headers": headers,
+                "payload": payload,
+            },
+            test_id=test_id,
+            endpoint=f"{method.upper()} {url}",
+            model=str(payload.get("model", "")) if isinstance(payload, dict) else "",
+        )
+        self._debug_call(call, {"method": method, "url": url})
+        return call
+
+    def _debug_call(self, call: Call, extra: dict[str, Any]) -> None:
+        if debug_enabled():
+            logger.warning(
+                "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s %s",
+                call.kind,
+                call.test_id,
+                call.endpoint,
+                call.model,
+                call.request_hash,
+                extra,
+            )
+
+    # -- the decision -----------------------------------------------------------------
+    @property
+    def records(self) -> bool:
+        """True when a call that was not replayed must be made live and written."""
+        return self.mode in (Mode.RECORD, Mode.RECORD_IF_MISSING)
+
+    def lookup(self, call: Call) -> Recording | None:
+        """The recording to replay for ``call``, or None to make the call live.
+
+        In replay mode a miss raises :class:`RecordingNotFoundError`.
+        """
+        if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
+            return None
+        if call.is_model_list:
+            found = self._merged_model_list(call)
+        else:
+            found = self.storage.find(call.request_hash, call.test_id)
+        if debug_enabled():
+            logger.warning(
+                "apirecorder: %s %s in %s",
+                "hit" if found else "miss",
+                call.request_hash,
+                [str(d) for d in self.storage.dirs_for(call.test_id)],
+            )
+        if found is None and self.mode is Mode.REPLAY:
+            raise RecordingNotFoundError(
+                self.explain_miss(call), request_hash=call.request_hash, test_id=call.test_id
+            )
+        return found
+
+    def _merged_model_list(self, call: Call) -> Recording | None:
+        records = self.storage.find_model_lists(call.request_hash, call.test_id)
+        if not records:
+            return None
+        if len(records) == 1:
+            return records[0]
+        merged: dict[str, Any] = {}
+        first = records[0]
+        for rec in records:
+            body = rec.response.get("body")
+            for item in _model_items(body):
+                merged[_model_id(item)] = item
+        ordered = [merged[key] for key in sorted(merged)]
+        body0 = first.response.get("body")
+        if isinstance(body0, dict) and "__data__" in body0:
+            # An Ollama ListResponse: one object whose "models" field holds the list.
+            data = dict(body0["__data__"])
+            data["models"] = ordered
+            new_body: Any = {"__type__": body0["__type__"], "__data__": data}
+        else:
+            new_body = ordered
+        data_all = dict(first.data)
+        data_all["response"] = {**first.response, "body": new_body}
+        return Recording(first.path, data_all)
+
+    def save(self, call: Call, response: dict[str, Any]) -> Path:
+        """Write the recording of ``call`` with an already-serialized ``response``."""
+        from ._redaction import redact_recording  # local: redaction is optional policy
+
+        record: dict[str, Any] = {
+            "test_id": call.test_id,
+            "request": call.request,
+            "response": response,
+            "format_version": FORMAT_VERSION,
+        }
+        record = redact_recording(record, self)
+        name = call.file_name
+        if call.is_model_list:
+            ids = [_model_id(item) for item in _model_items(response.get("body"))]
+            name = f"models-{call.request_hash}-{model_list_digest(ids)}.json"
+        path = self.storage.path_for(name, call.test_id)
+        self.storage.write(path, record)
+        if debug_enabled():
+            logger.warning("apirecorder: wrote %s", path)
+        return path
+
+    # -- building responses -----------------------------------------------------------
+    def serialize(self, call: Call, value: Any) -> Any:
+        """A response value as recording JSON, normalized (DESIGN 6)."""
+        return to_json(value, call.request_hash)
+
+    def deserialize(self, recording: Recording, value: Any) -> Any:
+        """Rebuild a recorded value as its original types."""
+        return from_json(value, source=recording.path, extra=self.allowed_types)
+
+    # -- messages ---------------------------------------------------------------------
+    def explain_miss(self, call: Call) -> str:
+        """The message of a replay miss: what was asked, where we looked, how to record it."""
+        from ._diagnostics import explain_miss
+
+        return explain_miss(self, call)
+
+
+def _model_items(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        data = body.get("__data__", body)
+        if isinstance(data, dict) and isinstance(data.get("models"), list):
+            models: list[Any] = data["models"]
+            return models
+    return []
+
+
+def _model_id(item: Any) -> str:
+    data = item.get("__data__", item) if isinstance(item, dict) else {}
+    if not isinstance(data, dict):
+        return str(data)
+    for key in ("id", "model", "name"):
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    return ""
+
+
+def record_command(test_id: str | None) -> str:
+    """The command that records what a replay missed."""
+    if test_id and ".py::" in test_id:
+        return f"pytest {shlex.quote(test_id)} --apirecorder-mode=record-if-missing"
+    return f"{MODE_ENV}=record-if-missing <your command>"
+
+
+# -- one call, one recording ----------------------------------------------------------
+
+_sdk_call: ContextVar[bool] = ContextVar("apirecorder_sdk_call", default=False)
+
+
+@contextmanager
+def sdk_layer_call() -> Iterator[None]:
+    """Mark a live call an SDK layer is recording, so the HTTP layer below lets it pass."""
+    token = _sdk_call.set(True)
+    try:
+        yield
+    finally:
+        _sdk_call.reset(token)
+
+
+def handled_above() -> bool:
+    """True while an SDK layer records the current call (the HTTP layer must not)."""
+    return _sdk_call.get()
+
+
+# -- the active session ---------------------------------------------------------------
+
+_state_lock = threading.RLock()
+_sessions: list[Session] = []
+_patches: ExitStack | None = None
+
+
+def active_session() -> Session | None:
+    """The innermost active session, or None when nothing is being recorded or replayed."""
+    return _sessions[-1] if _sessions else None
+
+
+@contextmanager
+def recording(
+    mode: Mode | str | None = None,
+    storage_dir: str | os.PathLike[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    normalizers: Sequence[_hashing.BodyNormalizer] = (),
+    ignore_hosts: Sequence[str] = (),
+    hosts_under_test: Sequence[str] = (),
+    allowed_types: Sequence[str] = (),
+    **options: Any,
+) -> Iterator[Session]:
+    """Intercept every supported client inside the block, in ``mode``.
+
+    ``mode`` defaults to ``$APIRECORDER_MODE`` then ``"replay"``; ``storage_dir`` to
+    ``$APIRECORDER_DIR`` (flat layout), else recordings sit next to each test file under
+    ``root`` (default: the current folder).
+    """
+    resolved = parse_mode(mode if mode is not None else os.environ.get(MODE_ENV, Mode.REPLAY))
+    directory = storage_dir if storage_dir is not None else os.environ.get(DIR_ENV) or None
+    storage = (
+        Storage(Path(directory), flat=True)
+        if directory is not None
+        else Storage(Path(root) if root is not None else Path.cwd(), flat=False)
+    )
+    session = Session(
+        mode=resolved,
+        storage=storage,
+        normalizers=tuple(normalizers),
+        ignore_hosts=tuple(ignore_hosts),
+        hosts_under_test=tuple(hosts_under_test),
+        allowed_types=tuple(allowed_types),
+        options=options,
+    )
+    _push(session)
+    try:
+        yield session
+    finally:
+        _pop(session)
+
+
+def _push(session: Session) -> None:
+    global _patches
+    with _state_lock:
+        if _patches is None:
+            from ._interceptors import install_all
+
+            stack = ExitStack()
+            try:
+                install_all(stack)
+            except BaseException:
+                stack.close()
+                raise
+            _patches = stack
+        _sessions.append(session)
+
+
+def _pop(session: Session) -> None:
+    global _patches
+    with _state_lock:
+        _sessions.remove(session)
+        if not _sessions and _patches is not None:
+            stack, _patches = _patches, None
+            stack.close()

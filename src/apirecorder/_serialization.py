@@ -1,0 +1,231 @@
+"""Typed values to JSON and back, importing classes only from an allow-list of modules.
+
+A pydantic model is written as ``{"__type__": "<module>.<qualname>", "__data__": <json>}``;
+a dataclass the same way; plain JSON values as they are. Reading resolves ``__type__`` only when
+its module lies under an allowed prefix, so a recording is always data, never code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._exceptions import RecordingFormatError, SerializationError, UnsafeTypeError
+
+__all__ = [
+    "DEFAULT_ALLOWED_PREFIXES",
+    "TypeBuilder",
+    "allow_types",
+    "from_json",
+    "is_allowed",
+    "jsonable",
+    "normalize_response_data",
+    "register_builder",
+    "resolve_type",
+    "to_json",
+    "type_name",
+]
+
+#: Modules whose classes a recording may name, before any user registration.
+DEFAULT_ALLOWED_PREFIXES: tuple[str, ...] = (
+    "anthropic.types",
+    "mcp.types",
+    "mcp_types",
+    "ollama._types",
+    "openai.types",
+)
+
+#: Builds an instance of ``cls`` from recorded JSON data.
+TypeBuilder = Callable[[type[Any], Any], Any]
+
+_lock = threading.Lock()
+_allowed: set[str] = set(DEFAULT_ALLOWED_PREFIXES)
+_builders: dict[str, TypeBuilder] = {}
+_resolved: dict[str, type[Any]] = {}
+
+
+def allow_types(*prefixes: str) -> None:
+    """Let recordings name classes from these modules (and their submodules)."""
+    with _lock:
+        for prefix in prefixes:
+            _allowed.add(prefix.rstrip("."))
+
+
+def register_builder(prefix: str, builder: TypeBuilder) -> None:
+    """Build classes from modules under ``prefix`` with ``builder`` instead of the default."""
+    with _lock:
+        _builders[prefix.rstrip(".")] = builder
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def is_allowed(type_path: str, extra: Iterable[str] = ()) -> bool:
+    """Tell whether ``type_path`` ("module.Qualname") may be imported."""
+    module = _split(type_path)[0]
+    return any(_under(module, p) for p in (*_allowed, *extra))
+
+
+def type_name(obj: Any) -> str:
+    """Return the ``__type__`` string of an object's class."""
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _split(type_path: str) -> tuple[str, str]:
+    # The qualname has no dots for the classes we store; nested classes are looked up
+    # by trying the longest importable module prefix.
+    module, _, qualname = type_path.rpartition(".")
+    return module, qualname
+
+
+def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] = ()) -> type[Any]:
+    """Import and return the class ``type_path`` names, refusing anything outside the allow-list."""
+    cached = _resolved.get(type_path)
+    if cached is not None:
+        return cached
+    if not isinstance(type_path, str) or not type_path or not is_allowed(type_path, extra):
+        raise UnsafeTypeError(
+            source if isinstance(source, str) or source is None else str(source),
+            f"__type__ {type_path!r} is not in the allow-list of importable modules; "
+            "nothing was imported. If you trust this recording, allow its module with "
+            "apirecorder.allow_types('<module prefix>').",
+        )
+    parts = type_path.split(".")
+    obj: Any = None
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        if not any(_under(module_name, p) for p in (*_allowed, *extra)):
+            break
+        try:
+            obj = sys.modules.get(module_name) or importlib.import_module(module_name)
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            obj = None
+            continue
+        break
+    if not isinstance(obj, type):
+        raise UnsafeTypeError(
+            str(source) if source is not None else None,
+            f"__type__ {type_path!r} does not name a class that can be imported here "
+            "(is the library that defines it installed?)",
+        )
+    _resolved[type_path] = obj
+    return obj
+
+
+def normalize_response_data(data: Any, request_hash: str) -> Any:
+    """Make volatile response fields stable so re-recording gives a clean diff (DESIGN 6)."""
+    if not isinstance(data, dict):
+        return data
+    if data.get("object") != "model":
+        if "id" in data:
+            data["id"] = f"rec-{request_hash[:12]}"
+        if "created" in data:
+            data["created"] = 0
+    if "created_at" in data:
+        data["created_at"] = "1970-01-01T00:00:00.000000Z"
+    for field in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"):
+        if data.get(field) is not None:
+            data[field] = 0
+    return data
+
+
+def to_json(value: Any, request_hash: str | None = None) -> Any:
+    """Turn one response value into JSON, normalizing typed objects when a hash is given."""
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        data = value.model_dump(mode="json")
+        if request_hash is not None:
+            data = normalize_response_data(data, request_hash)
+        return {"__type__": type_name(value), "__data__": data}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type_name(value), "__data__": _plain(dataclasses.asdict(value))}
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(f"dict key {key!r} is not a string")
+            out[key] = to_json(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    raise SerializationError(
+        f"a value of type {type(value).__name__} cannot be stored in a recording as JSON"
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """A request argument as plain JSON: models dumped, tuples and iterables as lists."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(item) for item in value]
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump(mode="json", exclude_unset=True))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "__iter__"):
+        return [jsonable(item) for item in value]
+    raise SerializationError(
+        f"a request argument of type {type(value).__name__} cannot be stored in a recording"
+    )
+
+
+def _default_builder(cls: type[Any], data: Any) -> Any:
+    if dataclasses.is_dataclass(cls):
+        return cls(**data)
+    validate = getattr(cls, "model_validate", None)
+    if validate is None:
+        raise TypeError(f"{cls.__qualname__} is neither a pydantic model nor a dataclass")
+    try:
+        return validate(data)
+    except Exception:
+        # A live call can return data that breaks the declared types; replay must not fail
+        # where the live call did not, so build the object without validation.
+        return cls.model_construct(**data)
+
+
+def _builder_for(type_path: str) -> TypeBuilder:
+    best = ""
+    for prefix in _builders:
+        if _under(type_path.rpartition(".")[0], prefix) and len(prefix) > len(best):
+            best = prefix
+    return _builders[best] if best else _default_builder
+
+
+def from_json(value: Any, *, source: object = None, extra: Iterable[str] = ()) -> Any:
+    """Rebuild a value written by :func:`to_json`; typed objects become their classes again."""
+    if isinstance(value, dict):
+        type_path = value.get("__type__")
+        if type_path is not None and "__data__" in value:
+            cls = resolve_type(type_path, source=source, extra=extra)
+            try:
+                return _builder_for(type_path)(cls, value["__data__"])
+            except Exception as exc:
+                raise RecordingFormatError(
+                    str(source) if source is not None else None,
+                    f"cannot build {type_path} from its recorded __data__: {exc}",
+                ) from exc
+        return {key: from_json(item, source=source, extra=extra) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json(item, source=source, extra=extra) for item in value]
+    return value

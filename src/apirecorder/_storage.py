@@ -1,0 +1,271 @@
+"""Where recordings live on disk, and reading and writing them safely.
+
+Two layouts: *flat* (every file directly in one folder) and *co-located* (next to the test
+file that made them, in ``<test folder>/recordings/``, with ``<root>/recordings/`` for calls
+made outside any test). Files are named by request hash, so a lookup is one file open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import RecordingFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Recording",
+    "Storage",
+    "dump_recording",
+    "load_recording",
+    "model_list_digest",
+    "safe_relative_dir",
+]
+
+#: Written as ``format_version``; files without it are reference recordings (version 1).
+FORMAT_VERSION = 1
+
+RECORDINGS_DIRNAME = "recordings"
+_MAX_COMPONENT = 100
+_MAX_RELATIVE = 200
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording file as read from disk: its path and its raw JSON content."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def request(self) -> dict[str, Any]:
+        request: dict[str, Any] = self.data["request"]
+        return request
+
+    @property
+    def response(self) -> dict[str, Any]:
+        response: dict[str, Any] = self.data["response"]
+        return response
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[: limit - 17]}-{digest}"
+
+
+def safe_relative_dir(test_file: str) -> Path:
+    """Turn the file part of a test id into a relative folder that cannot leave the root.
+
+    Empty, ``.`` and ``..`` parts are dropped, as are drive letters and NUL bytes; a part
+    over 100 characters, or a path over 200, is cut and suffixed with 16 hex of its sha256.
+    """
+    cleaned = test_file.replace("\x00", "").replace("\\", "/")
+    parts: list[str] = []
+    for part in cleaned.split("/"):
+        if len(part) == 2 and part[1] == ":" and part[0].isalpha():
+            continue  # a Windows drive letter
+        part = part.replace(":", "_")
+        if part in ("", ".", ".."):
+            continue
+        parts.append(_shorten(part, _MAX_COMPONENT))
+    relative = "/".join(parts)
+    if len(relative) > _MAX_RELATIVE:
+        return Path(_shorten(relative.replace("/", "_"), _MAX_COMPONENT))
+    return Path(relative) if relative else Path()
+
+
+def model_list_digest(model_ids: list[str]) -> str:
+    """The 8-hex digest of a set of model ids that names a model-list file."""
+    return hashlib.sha256("|".join(sorted(set(model_ids))).encode("utf-8")).hexdigest()[:8]
+
+
+def load_recording(path: Path) -> Recording:
+    """Read and check one recording file; any problem raises RecordingFormatError naming it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    return parse_recording(raw, path)
+
+
+def parse_recording(raw: bytes, path: Path) -> Recording:
+    """Parse and check the bytes of a recording file."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise RecordingFormatError(path, f"the file is not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise RecordingFormatError(
+            path,
+            f"the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "it may be truncated or hand-edited: re-record it",
+        ) from exc
+    except RecursionError as exc:
+        raise RecordingFormatError(path, "the JSON is nested too deeply to read") from exc
+    if not isinstance(data, dict):
+        raise RecordingFormatError(
+            path, f"a recording must be a JSON object, found {type(data).__name__}"
+        )
+    for key in ("request", "response"):
+        if key not in data:
+            raise RecordingFormatError(path, f'the "{key}" field is missing; re-record this file')
+        if not isinstance(data[key], dict):
+            raise RecordingFormatError(
+                path, f'the "{key}" field must be an object, found {type(data[key]).__name__}'
+            )
+    version = data.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise RecordingFormatError(
+            path,
+            f"format_version {version!r} is not known to this apirecorder release "
+            f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
+        )
+    mapping = data.get("id_normalization_mapping")
+    if mapping:
+        data = _apply_id_mapping(data, mapping, path)
+    return Recording(path, data)
+
+
+def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
+    # The reference recorder stores original ids in a mapping and replaces them on load.
+    if not isinstance(mapping, dict):
+        raise RecordingFormatError(path, '"id_normalization_mapping" must be an object')
+    text = json.dumps(data)
+    for normalized, original in mapping.items():
+        text = text.replace(str(original), str(normalized))
+    result: dict[str, Any] = json.loads(text)
+    result["id_normalization_mapping"] = {}
+    return result
+
+
+def dump_recording(data: dict[str, Any]) -> bytes:
+    """Serialize a recording the one way it is always written: 2-space indent, newline."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` so readers see the old file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        return isinstance(exc, OSError)
+
+
+@dataclass
+class Storage:
+    """Maps request hashes and test ids to recording files, in one of the two layouts."""
+
+    root: Path
+    flat: bool
+    used: set[Path] = field(default_factory=set)
+    _dirs: dict[str | None, tuple[Path, ...]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(os.path.abspath(self.root))
+
+    @property
+    def shared_dir(self) -> Path:
+        """The folder for calls with no test id (and the fallback of every lookup)."""
+        return self.root if self.flat else self.root / RECORDINGS_DIRNAME
+
+    def dirs_for(self, test_id: str | None) -> tuple[Path, ...]:
+        """The folders a lookup for ``test_id`` searches, in order; the first is written to."""
+        cached = self._dirs.get(test_id)
+        if cached is not None:
+            return cached
+        dirs = (self.shared_dir,) if self.flat else self._colocated_dirs(test_id)
+        with self._lock:
+            self._dirs[test_id] = dirs
+        return dirs
+
+    def _colocated_dirs(self, test_id: str | None) -> tuple[Path, ...]:
+        shared = self.shared_dir
+        if not test_id:
+            return (shared,)
+        test_file = test_id.split("::", 1)[0]
+        if ".py" not in test_file:
+            return (shared,)
+        relative = safe_relative_dir(test_file).parent
+        candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
+        if not candidate.is_relative_to(self.root) or candidate == shared:
+            return (shared,)
+        return (candidate, shared)
+
+    def path_for(self, file_name: str, test_id: str | None) -> Path:
+        """Where a new recording named ``file_name`` for ``test_id`` is written."""
+        return self.dirs_for(test_id)[0] / file_name
+
+    def find(self, request_hash: str, test_id: str | None) -> Recording | None:
+        """Load the recording for a hash, trying the test's folder and then the shared one."""
+        name = f"{request_hash}.json"
+        for folder in self.dirs_for(test_id):
+            path = folder / name
+            try:
+                raw = path.read_bytes()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise RecordingFormatError(path, f"cannot read the file: {exc}") from exc
+            recording = parse_recording(raw, path)
+            self.mark_used(path)
+            return recording
+        return None
+
+    def find_model_lists(self, request_hash: str, test_id: str | None) -> list[Recording]:
+        """Load every model-list file for a hash (one per recorded model set)."""
+        found: list[Recording] = []
+        seen: set[Path] = set()
+        for folder in self.dirs_for(test_id):
+            for path in sorted(self._glob(folder, f"models-{request_hash}-")):
+                if path in seen:
+                    continue
+                seen.add(path)
+                found.append(load_recording(path))
+                self.mark_used(path)
+        return found
+
+    @staticmethod
+    def _glob(folder: Path, prefix: str) -> Iterator[Path]:
+        try:
+            entries = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with entries:
+            for entry in entries:
+                if entry.name.startswith(prefix) and entry.name.endswith(".json"):
+                    yield Path(entry.path)
+
+    def write(self, path: Path, data: dict[str, Any]) -> None:
+        """Write a recording atomically and count it as used by this run."""
+        write_atomic(path, dump_recording(data))
+        self.mark_used(path)
+
+    def mark_used(self, path: Path) -> None:
+        with self._lock:
+            self.used.add(path)
