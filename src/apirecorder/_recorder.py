@@ -87,9 +87,7 @@ class Session:
         """Describe an SDK inference call; ``label`` overrides the recorded endpoint name."""
         url = _hashing.endpoint_path(base_url, endpoint)
         test_id = current_test_id()
-        request_hash = _hashing.inference_request_hash(
-            method, url, body, test_id, self.normalizers
-        )
+        request_hash = _hashing.inference_request_hash(method, url, body, test_id, self.normalizers)
         model = body.get("model")
         logical = label or endpoint
         call = Call(
@@ -129,9 +127,7 @@ class Session:
         self._debug_call(call, {"provider": provider, "tool_name": tool_name})
         return call
 
-    def http_call(
-        self, *, method: str, url: str, headers: dict[str, str], payload: Any
-    ) -> Call:
+    def http_call(self, *, method: str, url: str, headers: dict[str, str], payload: Any) -> Call:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
         call = Call(

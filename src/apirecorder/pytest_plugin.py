@@ -1,0 +1,124 @@
+"""The pytest plugin: a marker and a fixture named ``apirecorder``, options and ini keys.
+
+Where settings disagree, the first of these wins: command line, marker, ini file,
+environment, default (mode ``replay``, so CI never records by accident).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._context import test_context
+from ._modes import Mode, parse_mode
+from ._recorder import DIR_ENV, MODE_ENV, Session, recording
+
+__all__ = ["ApiRecorderPlugin"]
+
+MARKER = "apirecorder"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("apirecorder", "record and replay API traffic (apirecorder)")
+    group.addoption(
+        "--apirecorder-mode",
+        choices=[m.value for m in Mode],
+        default=None,
+        help="live, record, replay (the default) or record-if-missing.",
+    )
+    group.addoption(
+        "--apirecorder-dir",
+        default=None,
+        help="Keep every recording in this one folder (default: next to each test file).",
+    )
+    parser.addini("apirecorder_mode", "Recording mode (see --apirecorder-mode).", default=None)
+    parser.addini(
+        "apirecorder_dir",
+        "Folder for all recordings, relative to the rootdir (see --apirecorder-dir).",
+        default=None,
+    )
+    parser.addini(
+        "apirecorder_autouse",
+        "Record or replay every test, not only those marked apirecorder.",
+        type="bool",
+        default=False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "apirecorder(mode=None, storage_dir=None, **options): record or replay the API calls "
+        "this test makes (options go to apirecorder.recording).",
+    )
+    config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
+
+
+class ApiRecorderPlugin:
+    """Session state of the plugin: resolved settings and the recordings each test used."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.root = config.rootpath
+        self.autouse = bool(config.getini("apirecorder_autouse"))
+        self.used: set[Path] = set()
+        self.folders: set[Path] = set()
+
+    def settings_for(self, node: pytest.Item) -> tuple[Mode, Path | None, dict[str, Any]]:
+        """The mode, storage folder and extra options of one test, by precedence."""
+        marker = node.get_closest_marker(MARKER)
+        marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+        cli_mode = self.config.getoption("apirecorder_mode")
+        ini_mode = self.config.getini("apirecorder_mode")
+        mode_value = (
+            cli_mode or marker_kwargs.pop("mode", None) or ini_mode or os.environ.get(MODE_ENV)
+        )
+        marker_kwargs.pop("mode", None)
+        mode = parse_mode(mode_value or Mode.REPLAY)
+
+        directory: Path | None = None
+        cli_dir = self.config.getoption("apirecorder_dir")
+        marker_dir = marker_kwargs.pop("storage_dir", None)
+        ini_dir = self.config.getini("apirecorder_dir")
+        if cli_dir:
+            directory = Path(cli_dir).resolve()
+        elif marker_dir:
+            directory = self.root / Path(marker_dir)
+        elif ini_dir:
+            directory = self.root / Path(str(ini_dir))
+        elif os.environ.get(DIR_ENV):
+            directory = Path(os.environ[DIR_ENV]).resolve()
+        return mode, directory, marker_kwargs
+
+    def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
+        return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
+
+    @pytest.fixture(autouse=True)
+    def _apirecorder_autouse(self, request: pytest.FixtureRequest) -> Iterator[Session | None]:
+        """Intercept API calls for tests that are marked, use the fixture, or autouse is on."""
+        item = request.node
+        if not isinstance(item, pytest.Item) or not self.wants_recording(
+            item, list(request.fixturenames)
+        ):
+            yield None
+            return
+        mode, directory, options = self.settings_for(item)
+        with (
+            recording(mode, directory, root=self.root, **options) as session,
+            test_context(item.nodeid),
+        ):
+            try:
+                yield session
+            finally:
+                self.used |= session.storage.used
+                self.folders.update(session.storage.dirs_for(item.nodeid))
+
+    @pytest.fixture
+    def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:
+        """The active recording session of this test (mode, storage folder, options)."""
+        assert _apirecorder_autouse is not None
+        return _apirecorder_autouse
