@@ -1,7 +1,5 @@
 """apirecorder: record the API traffic of AI applications once, replay it in tests."""
 
-from __future__ import annotations
-
 from ._context import current_test_id, test_context
 from ._exceptions import ApiRecorderError, RecordingNotFoundError
 from ._modes import Mode

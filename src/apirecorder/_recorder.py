@@ -195,8 +195,6 @@ class Session:
         records = self.storage.find_model_lists(call.request_hash, call.test_id)
         if not records:
             return None
-        if len(records) == 1:
-            return records[0]
         merged: dict[str, Any] = {}
         first = records[0]
         for rec in records:

@@ -1,0 +1,66 @@
+"""The public façade: exactly the documented names, sorted, and no pytest import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import apirecorder
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert apirecorder.__all__ == sorted(apirecorder.__all__)
+    # pytest rewrites the plugin package and adds "@py_builtins"-style names; skip them.
+    public = {n for n in dir(apirecorder) if not n.startswith("_") and n.isidentifier()}
+    assert public - {"asgi", "pytest_plugin"} == set(apirecorder.__all__)
+
+
+def test_design_names_exist() -> None:
+    for name in (
+        "ApiRecorderError",
+        "Mode",
+        "RecordingNotFoundError",
+        "current_test_id",
+        "recording",
+        "test_context",
+    ):
+        assert name in apirecorder.__all__
+    assert issubclass(apirecorder.RecordingNotFoundError, apirecorder.ApiRecorderError)
+    assert [m.value for m in apirecorder.Mode] == ["live", "record", "replay", "record-if-missing"]
+
+
+def test_import_does_not_import_pytest_or_client_libraries() -> None:
+    code = (
+        "import sys, apirecorder; "
+        "print(sorted(m for m in ('pytest', 'openai', 'httpx2', 'ollama') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_mode_lists_valid_modes(tmp_path: object) -> None:
+    with (
+        pytest.raises(ValueError, match="unknown apirecorder mode 'replya'; valid modes are") as err,
+        apirecorder.recording("replya", str(tmp_path)),
+    ):
+        pass
+    assert "'live', 'record', 'replay', 'record-if-missing'" in str(err.value)
+
+
+def test_mode_accepts_enum_and_string(tmp_path: object) -> None:
+    with apirecorder.recording(apirecorder.Mode.RECORD, str(tmp_path)) as session:
+        assert session.mode is apirecorder.Mode.RECORD
+    with apirecorder.recording("record-if-missing", str(tmp_path)) as session:
+        assert session.mode is apirecorder.Mode.RECORD_IF_MISSING
+
+
+def test_test_context_nests_and_resets() -> None:
+    assert apirecorder.current_test_id() is None
+    with apirecorder.test_context("a.py::t1"):
+        assert apirecorder.current_test_id() == "a.py::t1"
+        with apirecorder.test_context("a.py::t2"):
+            assert apirecorder.current_test_id() == "a.py::t2"
+        assert apirecorder.current_test_id() == "a.py::t1"
+    assert apirecorder.current_test_id() is None
