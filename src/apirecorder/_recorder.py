@@ -73,6 +73,10 @@ class Session:
     hosts_under_test: Sequence[str] = ()
     allowed_types: Sequence[str] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: deterministic_id counters, per (test id, kind); fresh for every session.
+    id_counters: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+    #: Live id -> the stable id written in its place; see ``normalize_response_data``.
+    id_map: dict[str, str] = field(default_factory=dict)
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -87,6 +91,7 @@ class Session:
         """Describe an SDK inference call; ``label`` overrides the recorded endpoint name."""
         url = _hashing.endpoint_path(base_url, endpoint)
         test_id = current_test_id()
+        body = self.stable_ids(body)
         request_hash = _hashing.inference_request_hash(method, url, body, test_id, self.normalizers)
         model = body.get("model")
         logical = label or endpoint
@@ -130,6 +135,7 @@ class Session:
     def http_call(self, *, method: str, url: str, headers: dict[str, str], payload: Any) -> Call:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
+        payload = self.stable_ids(payload)
         call = Call(
             kind="http",
             request_hash=_hashing.http_request_hash(
@@ -148,6 +154,18 @@ class Session:
         )
         self._debug_call(call, {"method": method, "url": url})
         return call
+
+    def stable_ids(self, value: Any) -> Any:
+        """``value`` with every live id this session recorded replaced by its stable id."""
+        if not self.id_map:
+            return value
+        if isinstance(value, str):
+            return self.id_map.get(value, value)
+        if isinstance(value, dict):
+            return {key: self.stable_ids(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.stable_ids(item) for item in value]
+        return value
 
     def _debug_call(self, call: Call, extra: dict[str, Any]) -> None:
         if debug_enabled():
@@ -238,7 +256,7 @@ class Session:
     # -- building responses -----------------------------------------------------------
     def serialize(self, call: Call, value: Any) -> Any:
         """A response value as recording JSON, normalized (DESIGN 6)."""
-        return to_json(value, call.request_hash)
+        return to_json(value, call.request_hash, self.id_map)
 
     def deserialize(self, recording: Recording, value: Any) -> Any:
         """Rebuild a recorded value as its original types."""

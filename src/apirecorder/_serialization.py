@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -123,29 +124,90 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
     return obj
 
 
-def normalize_response_data(data: Any, request_hash: str) -> Any:
-    """Make volatile response fields stable so re-recording gives a clean diff (DESIGN 6)."""
+_ID_PREFIX = re.compile(r"^[A-Za-z]+[_-]")
+_NESTED_TIMES = ("created", "created_at", "completed_at")
+
+
+def normalize_response_data(
+    data: Any, request_hash: str, id_map: dict[str, str] | None = None
+) -> Any:
+    """Make volatile response fields stable so re-recording gives a clean diff.
+
+    At the top level (DESIGN 6): ``id`` becomes ``rec-<hash[:12]>`` and ``created`` 0 unless
+    the object is a model; ``created_at`` becomes the epoch; Ollama durations become 0.
+    Below it, ids (``id`` and ``*_id`` strings) become ``<prefix>rec-<hash[:12]>-<n>`` and
+    numeric timestamps 0. ``id_map`` collects live id -> stable id, so a later request that
+    sends a live id back can be hashed with the stable one that replay will hand out.
+    """
     if not isinstance(data, dict):
         return data
+    ids = id_map if id_map is not None else {}
+    stable_top = f"rec-{request_hash[:12]}"
     if data.get("object") != "model":
-        if "id" in data:
-            data["id"] = f"rec-{request_hash[:12]}"
+        if isinstance(data.get("id"), str):
+            ids.setdefault(data["id"], stable_top)
+            data["id"] = stable_top
+        elif "id" in data:
+            data["id"] = stable_top
         if "created" in data:
             data["created"] = 0
     if "created_at" in data:
-        data["created_at"] = "1970-01-01T00:00:00.000000Z"
+        # Ollama sends a timestamp string; OpenAI's Responses API a number of seconds.
+        # Keep the field's JSON type so the replayed object still fits its declared type.
+        numeric = isinstance(data["created_at"], int | float) and data["created_at"] is not True
+        data["created_at"] = 0 if numeric else "1970-01-01T00:00:00.000000Z"
     for field in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"):
         if data.get(field) is not None:
             data[field] = 0
+    counter = [sum(1 for v in ids.values() if v.startswith(_stable_stem(request_hash)))]
+    rest = {k: v for k, v in data.items() if k not in ("id", "created", "created_at")}
+    data.update(_normalize_fields(rest, request_hash, ids, counter))
     return data
 
 
-def to_json(value: Any, request_hash: str | None = None) -> Any:
+def _stable_stem(request_hash: str) -> str:
+    return f"rec-{request_hash[:12]}-"
+
+
+def _normalize_nested(
+    value: Any, request_hash: str, ids: dict[str, str], counter: list[int]
+) -> Any:
+    if isinstance(value, list):
+        return [_normalize_nested(item, request_hash, ids, counter) for item in value]
+    if not isinstance(value, dict) or value.get("object") == "model":
+        return value
+    return _normalize_fields(value, request_hash, ids, counter)
+
+
+def _normalize_fields(
+    value: dict[str, Any], request_hash: str, ids: dict[str, str], counter: list[int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if (key == "id" or key.endswith("_id")) and isinstance(item, str) and item:
+            stable = ids.get(item)
+            if stable is None and not item.startswith("rec-") and "rec-" not in item:
+                counter[0] += 1
+                match = _ID_PREFIX.match(item)
+                prefix = match.group(0) if match else ""
+                stable = f"{prefix}{_stable_stem(request_hash)}{counter[0]}"
+                ids[item] = stable
+            out[key] = stable or item
+        elif key in _NESTED_TIMES and isinstance(item, int | float) and item is not True:
+            out[key] = 0
+        else:
+            out[key] = _normalize_nested(item, request_hash, ids, counter)
+    return out
+
+
+def to_json(
+    value: Any, request_hash: str | None = None, id_map: dict[str, str] | None = None
+) -> Any:
     """Turn one response value into JSON, normalizing typed objects when a hash is given."""
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
         data = value.model_dump(mode="json")
         if request_hash is not None:
-            data = normalize_response_data(data, request_hash)
+            data = normalize_response_data(data, request_hash, id_map)
         return {"__type__": type_name(value), "__data__": data}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"__type__": type_name(value), "__data__": _plain(dataclasses.asdict(value))}
