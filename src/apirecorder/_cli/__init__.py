@@ -16,7 +16,7 @@ from .. import __version__
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("scan",)
 
 
 def build_parser() -> argparse.ArgumentParser:
