@@ -46,7 +46,8 @@ TypeBuilder = Callable[[type[Any], Any], Any]
 _lock = threading.Lock()
 _allowed: set[str] = set(DEFAULT_ALLOWED_PREFIXES)
 _builders: dict[str, TypeBuilder] = {}
-_resolved: dict[str, type[Any]] = {}
+# type path -> (its module object, the class); the module check notices a re-import.
+_resolved: dict[str, tuple[Any, type[Any]]] = {}
 
 
 def allow_types(*prefixes: str) -> None:
@@ -88,8 +89,8 @@ def _split(type_path: str) -> tuple[str, str]:
 def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] = ()) -> type[Any]:
     """Import and return the class ``type_path`` names, refusing anything outside the allow-list."""
     cached = _resolved.get(type_path)
-    if cached is not None:
-        return cached
+    if cached is not None and sys.modules.get(cached[1].__module__) is cached[0]:
+        return cached[1]
     if not isinstance(type_path, str) or not type_path or not is_allowed(type_path, extra):
         raise UnsafeTypeError(
             source if isinstance(source, str) or source is None else str(source),
@@ -120,7 +121,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
             f"__type__ {type_path!r} does not name a class that can be imported here "
             "(is the library that defines it installed?)",
         )
-    _resolved[type_path] = obj
+    _resolved[type_path] = (sys.modules.get(obj.__module__), obj)
     return obj
 
 

@@ -1,0 +1,174 @@
+"""The pytest plugin end to end: record in one run, replay offline in the next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import apirecorder
+from tests.upstream import Upstream
+
+pytest_plugins = ["pytester"]
+
+CHAT_TEST = """
+import os
+import openai
+import pytest
+
+pytestmark = pytest.mark.apirecorder
+
+def client():
+    return openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k", max_retries=0)
+
+def test_saturn():
+    answer = client().chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "PROMPT"}]
+    )
+    assert answer.choices[0].message.content == "Echo: PROMPT"
+
+def test_stream():
+    stream = client().chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "one two three"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "Echo: one two three"
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # The hypothesis plugin's session summary alone costs a second per inline run.
+    return pytester.runpytest("-p", "no:hypothesispytest", *args)
+
+
+def _write_chat_test(pytester: pytest.Pytester, prompt: str) -> Path:
+    folder = pytester.path / "suite"
+    folder.mkdir(exist_ok=True)
+    path = folder / "test_chat.py"
+    path.write_text(CHAT_TEST.replace("PROMPT", prompt))
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Import every interceptor and client library before pytester snapshots sys.modules.
+
+    pytester drops modules first imported during an inline run, so without this each run
+    would import openai and the other SDKs again.
+    """
+    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
+        pass
+
+
+@pytest.fixture
+def env_upstream(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
+    monkeypatch.setenv("UPSTREAM", upstream.url)
+    monkeypatch.delenv("APIRECORDER_MODE", raising=False)
+    monkeypatch.delenv("APIRECORDER_DIR", raising=False)
+    return upstream
+
+
+def test_record_then_replay_then_a_changed_prompt_fails(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    _write_chat_test(pytester, "Which planet has rings")
+    recorded = _run(pytester, "--apirecorder-mode=record")
+    recorded.assert_outcomes(passed=2)
+    files = sorted((pytester.path / "suite" / "recordings").glob("*.json"))
+    assert len(files) == 2
+    test_ids = {json.loads(p.read_text())["test_id"] for p in files}
+    assert test_ids == {"suite/test_chat.py::test_saturn", "suite/test_chat.py::test_stream"}
+
+    env_upstream.stop()
+    _run(
+        pytester,
+    ).assert_outcomes(passed=2)  # replay is the default mode
+
+    _write_chat_test(pytester, "Which planet has moons")
+    changed = _run(
+        pytester,
+    )
+    changed.assert_outcomes(passed=1, failed=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*RecordingNotFoundError: No recording for this inference call (mode: replay).",
+            "*  test id:  suite/test_chat.py::test_saturn",
+            "*  endpoint: /v1/chat/completions",
+            "*  model:    gpt-4o",
+            f"*  searched: {pytester.path / 'suite' / 'recordings'}",
+            f"*            {pytester.path / 'recordings'}",
+            "*To record it, run:",
+            "*  pytest suite/test_chat.py::test_saturn --apirecorder-mode=record-if-missing",
+        ]
+    )
+
+
+def test_unmarked_tests_are_not_intercepted_unless_autouse(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    _write_chat_test(pytester, "hello")
+    source = (pytester.path / "suite" / "test_chat.py").read_text()
+    (pytester.path / "suite" / "test_chat.py").write_text(
+        source.replace("pytestmark = pytest.mark.apirecorder", "")
+    )
+    _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=2)
+    assert not (pytester.path / "suite" / "recordings").exists()
+
+    pytester.makeini("[pytest]\napirecorder_autouse = true\n")
+    _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=2)
+    assert len(list((pytester.path / "suite" / "recordings").glob("*.json"))) == 2
+
+
+def test_directory_option_marker_and_ini_precedence(
+    pytester: pytest.Pytester, env_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_prec="""
+        import pytest
+        import apirecorder
+
+        @pytest.mark.apirecorder(mode="record-if-missing", storage_dir="from_marker")
+        def test_marker(apirecorder):
+            print("MODE", apirecorder.mode.value, "DIR", apirecorder.storage.root.name)
+
+        @pytest.mark.apirecorder
+        def test_plain(apirecorder):
+            print("MODE", apirecorder.mode.value, "DIR", apirecorder.storage.root.name)
+        """
+    )
+    pytester.makeini("[pytest]\napirecorder_mode = live\napirecorder_dir = from_ini\n")
+    monkeypatch.setenv("APIRECORDER_MODE", "record")
+    result = _run(pytester, "-s")
+    result.stdout.fnmatch_lines(
+        ["*MODE record-if-missing DIR from_marker*", "*MODE live DIR from_ini*"]
+    )
+    result = _run(pytester, "-s", "--apirecorder-mode=replay", "--apirecorder-dir=cli_dir")
+    result.stdout.fnmatch_lines(["*MODE replay DIR cli_dir*", "*MODE replay DIR cli_dir*"])
+    pytester.makeini("[pytest]\n")
+    result = _run(pytester, "-s", "-k", "plain")
+    result.stdout.fnmatch_lines(["*MODE record DIR *"])  # the environment, below the ini
+
+
+def test_mode_option_rejects_unknown_values(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = _run(pytester, "--apirecorder-mode=replya")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid choice: 'replya'*"])
+
+
+def test_fixture_gives_the_session_and_sets_the_test_id(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_fix="""
+        import apirecorder
+
+        def test_uses_fixture(apirecorder):
+            assert apirecorder.mode.value == "replay"
+
+        def test_id_is_the_node_id(apirecorder):
+            import apirecorder as ar
+            assert ar.current_test_id() == "test_fix.py::test_id_is_the_node_id"
+        """
+    )
+    _run(
+        pytester,
+    ).assert_outcomes(passed=2)
