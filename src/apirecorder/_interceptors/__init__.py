@@ -9,7 +9,10 @@ from contextlib import ExitStack
 __all__ = ["INTERCEPTORS", "install_all"]
 
 #: (interceptor module, the library it needs), in the order they are installed.
-INTERCEPTORS: tuple[tuple[str, str], ...] = (("_openai", "openai"),)
+INTERCEPTORS: tuple[tuple[str, str], ...] = (
+    ("_openai", "openai"),
+    ("_ollama", "ollama"),
+)
 
 
 def install_all(stack: ExitStack) -> None:
