@@ -426,3 +426,37 @@ def test_environment_variables_choose_mode_and_folder(
         assert session.mode is apirecorder.Mode.RECORD
         _chat(_client(upstream))
     _only_file(tmp_path / "env")
+
+
+def test_azure_clients_share_the_openai_layer(upstream: Upstream, tmp_path: Path) -> None:
+    from tests.upstream import openai_api
+
+    upstream.add_route(
+        "POST", "/openai/deployments/{deployment}/chat/completions", openai_api.chat_completions
+    )
+    sync_client = openai.AzureOpenAI(
+        azure_endpoint=upstream.url, api_key="k", api_version="2024-06-01", max_retries=0
+    )
+    async_client = openai.AsyncAzureOpenAI(
+        azure_endpoint=upstream.url, api_key="k", api_version="2024-06-01", max_retries=0
+    )
+
+    def run(mode: str) -> tuple[str, str]:
+        with apirecorder.test_context(TEST_ID), apirecorder.recording(mode, tmp_path):
+            plain = sync_client.chat.completions.create(model="my-gpt", messages=_user("azure"))
+
+            async def streamed() -> str:
+                stream = await async_client.chat.completions.create(
+                    model="my-gpt", messages=_user("azure stream"), stream=True
+                )
+                return "".join(
+                    [c.choices[0].delta.content or "" async for c in stream if c.choices]
+                )
+
+            return plain.choices[0].message.content or "", asyncio.run(streamed())
+
+    live = run("record")
+    assert len(upstream.requests_to("/openai/deployments/my-gpt/chat/completions")) == 2
+    upstream.stop()
+    assert run("replay") == live == ("Echo: azure", "Echo: azure stream")
+    assert len(list(tmp_path.glob("*.json"))) == 2
