@@ -225,6 +225,8 @@ def diff_requests(
 def render_value(value: Any, limit: int = _MAX_RENDERED) -> str:
     """A value as compact JSON on one line, cut to ``limit`` characters."""
     text = json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, str):
+        limit = max(limit, MAX_WHOLE_TEXT)  # identifiers and URLs differ at their ends
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -266,10 +268,13 @@ def _text_lines(old: str, new: str) -> list[str]:
             more = len(lines) - MAX_TEXT_DIFF_LINES
             lines = [*lines[:MAX_TEXT_DIFF_LINES], f"... ({more} more lines)"]
         return lines
-    lines = []
-    if max(len(old), len(new)) <= MAX_WHOLE_TEXT:
-        lines += [f"- {old}", f"+ {new}"]
-    return [*lines, f"~ {word_diff(old, new)}"]
+    if max(len(old), len(new)) > MAX_WHOLE_TEXT:
+        return [f"~ {word_diff(old, new)}"]
+    lines = [f"- {old}", f"+ {new}"]
+    similar = SequenceMatcher(None, _TOKEN.findall(old), _TOKEN.findall(new), autojunk=False)
+    if similar.ratio() >= 0.5:  # a word diff of two unrelated texts is only noise
+        lines.append(f"~ {word_diff(old, new)}")
+    return lines
 
 
 def format_differences(

@@ -1,0 +1,96 @@
+"""``apirecorder normalize [PATH...]``: re-apply response normalization to recordings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._inspect import (
+    collect_recordings,
+    display_path,
+    normalize_recording,
+    progress,
+    referenced_ids,
+)
+from .._storage import dump_recording, write_atomic
+
+__all__ = ["register", "run"]
+
+DESCRIPTION = """\
+Re-apply response normalization (DESIGN section 6) to the recordings under PATH (default: the
+current folder), so that re-recording gives clean diffs: in each top-level __data__ (each
+chunk of a stream), "id" becomes rec-<hash[:12]> and "created" 0 unless object is "model",
+"created_at" becomes 1970-01-01T00:00:00.000000Z, Ollama's durations 0, and nested ids
+(tool call ids and the like) stable ids. A file whose ids a recorded request sends back
+(a tool call id in a later turn) is skipped: rewriting them would break that request's hash.
+A dry run by default: it lists the files it would change. --yes rewrites them, atomically.
+"""
+EPILOG = (
+    "Exit codes: 0 success (dry run or written), 1 with --check when some file would change, "
+    "or when a recording cannot be read, 2 usage error."
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "normalize",
+        help="re-apply response normalization in place (dry run unless --yes)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to normalize")
+    parser.add_argument("--yes", action="store_true", help="write the changes (default: dry run)")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when some file is not normalized (for CI)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List, or rewrite, the recordings normalization changes."""
+    paths = [Path(p) for p in (args.paths or ["."])]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(
+            f"apirecorder normalize: error: no such file or folder: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 2
+    recordings, problems = collect_recordings(paths)
+    for problem in problems:
+        print(f"{display_path(problem.path)}: {problem.message}", file=sys.stderr)
+    changed = 0
+    for recording in progress(recordings, "normalizing"):
+        data, count, replaced = normalize_recording(recording)
+        if not count:
+            continue
+        sent_back = referenced_ids(replaced, recordings)
+        if sent_back:
+            old_id, where = sorted(sent_back.items())[0]
+            print(
+                f"skipped {display_path(recording.path)}: the request of "
+                f"{display_path(where)} sends its id {old_id} back, so rewriting it would "
+                "break that recording's hash; re-record both instead",
+                file=sys.stderr,
+            )
+            continue
+        changed += 1
+        values = f"{count} value{'s' if count != 1 else ''}"
+        if args.yes:
+            write_atomic(recording.path, dump_recording(data))
+            print(f"normalized {display_path(recording.path)} ({values})")
+        else:
+            print(f"would normalize {display_path(recording.path)} ({values})")
+    total = len(recordings)
+    if args.yes:
+        print(f"{changed} of {total} recordings normalized.")
+    elif changed:
+        print(f"{changed} of {total} recordings would change; run with --yes to write them.")
+    else:
+        print(f"{total} recordings checked: all normalized.")
+    if problems:
+        return 1
+    return 1 if args.check and changed and not args.yes else 0

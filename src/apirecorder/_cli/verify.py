@@ -1,0 +1,117 @@
+"""``apirecorder verify [PATH...]``: every recording loads and is named by its own request."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._diagnostics import BodyNormalizer
+from .._inspect import collect_recordings, display_path, verify_recordings
+
+__all__ = ["register", "run"]
+
+DESCRIPTION = """\
+Check the recordings under PATH (default: the current folder):
+  - every file loads (valid JSON, with "request" and "response", a known format version);
+  - every __type__ it names is in the allow-list of importable modules, and, when that
+    library is installed, names a class that exists;
+  - its name is the hash of its own request and test id (DESIGN section 4): <hash>.json, or
+    models-<hash>-<digest>.json for model lists, whose digest must match the models held;
+  - no model list is stored twice, and no file sits where replay would never read it
+    (a model list named like a plain recording, or the reverse).
+Files that are recordings by name or by place (a "recordings" folder) but cannot be read
+are problems too. Each problem is printed as "FILE: what is wrong".
+"""
+EPILOG = "Exit codes: 0 no problems, 1 problems found, 2 usage error."
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="check that every recording loads and is named by the hash of its request",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to check")
+    parser.add_argument(
+        "--allow-type",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="also accept __type__s from this module prefix, as apirecorder.allow_types "
+        "does in your tests (repeatable)",
+    )
+    parser.add_argument(
+        "--normalizer",
+        action="append",
+        default=[],
+        metavar="MODULE:FUNCTION",
+        help="a body normalizer your tests hash with (imported; repeatable, in order)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the problems as JSON")
+    parser.set_defaults(handler=run)
+
+
+def load_normalizers(specs: list[str]) -> list[BodyNormalizer]:
+    """Import ``module:function`` normalizers; a bad spec raises ValueError saying why."""
+    found: list[BodyNormalizer] = []
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"--normalizer {spec!r}: write it as module:function")
+        try:
+            function = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"--normalizer {spec!r}: {exc}") from exc
+        if not callable(function):
+            raise ValueError(f"--normalizer {spec!r} is not callable")
+        found.append(function)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the recordings and print each problem."""
+    paths = [Path(p) for p in (args.paths or ["."])]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(
+            f"apirecorder verify: error: no such file or folder: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        normalizers = load_normalizers(args.normalizer)
+    except ValueError as exc:
+        print(f"apirecorder verify: error: {exc}", file=sys.stderr)
+        return 2
+    recordings, unreadable = collect_recordings(paths, label="reading")
+    found, unchecked = verify_recordings(recordings, tuple(args.allow_type), normalizers)
+    problems = sorted([*unreadable, *found], key=lambda p: (str(p.path), p.message))
+    checked = len(recordings) + len(unreadable)
+    if args.json:
+        report = {
+            "checked": checked,
+            "problems": [problem.as_json() for problem in problems],
+            "unchecked_types": sorted(unchecked),
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 1 if problems else 0
+    for problem in problems:
+        print(f"{display_path(problem.path)}: {problem.message}")
+    noun = "recording" if checked == 1 else "recordings"
+    if problems:
+        count = len(problems)
+        print(f"{checked} {noun} checked: {count} problem{'s' if count != 1 else ''}.")
+    else:
+        print(f"{checked} {noun} checked: no problems.")
+    if unchecked:
+        print(
+            "Not checked, their library is not installed here: " + ", ".join(sorted(unchecked)),
+            file=sys.stderr,
+        )
+    return 1 if problems else 0
