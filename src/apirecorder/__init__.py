@@ -2,9 +2,12 @@
 
 from ._context import current_test_id, test_context
 from ._exceptions import ApiRecorderError, RecordingNotFoundError
+from ._ids import deterministic_id
+from ._interceptors._mcp import mcp_client
 from ._modes import Mode
 from ._recorder import recording
 from ._serialization import allow_types
+from ._tools import patch_tool, tool
 
 __all__ = [
     "ApiRecorderError",
@@ -12,8 +15,12 @@ __all__ = [
     "RecordingNotFoundError",
     "allow_types",
     "current_test_id",
+    "deterministic_id",
+    "mcp_client",
+    "patch_tool",
     "recording",
     "test_context",
+    "tool",
 ]
 
 __version__ = "0.1.0"

@@ -340,13 +340,15 @@ def recording(
     ignore_hosts: Sequence[str] = (),
     hosts_under_test: Sequence[str] = (),
     allowed_types: Sequence[str] = (),
+    tools: Sequence[str | tuple[str, ...]] = (),
     **options: Any,
 ) -> Iterator[Session]:
     """Intercept every supported client inside the block, in ``mode``.
 
     ``mode`` defaults to ``$APIRECORDER_MODE`` then ``"replay"``; ``storage_dir`` to
     ``$APIRECORDER_DIR`` (flat layout), else recordings sit next to each test file under
-    ``root`` (default: the current folder).
+    ``root`` (default: the current folder). ``tools`` are functions to record as tool calls,
+    each ``"package.module:Class.method provider [name]"`` (see ``patch_tool``).
     """
     resolved = parse_mode(mode if mode is not None else os.environ.get(MODE_ENV, Mode.REPLAY))
     directory = storage_dir if storage_dir is not None else os.environ.get(DIR_ENV) or None
@@ -364,9 +366,12 @@ def recording(
         allowed_types=tuple(allowed_types),
         options=options,
     )
+    from ._tools import patch_tools  # local: _tools builds on this module
+
     _push(session)
     try:
-        yield session
+        with patch_tools(tools):
+            yield session
     finally:
         _pop(session)
 

@@ -42,6 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
     )
     parser.addini(
+        "apirecorder_patch_tools",
+        "Functions to record as tool calls, one per line: "
+        "'package.module:Class.method provider [name]'.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "apirecorder_autouse",
         "Record or replay every test, not only those marked apirecorder.",
         type="bool",
@@ -107,6 +114,10 @@ class ApiRecorderPlugin:
             yield None
             return
         mode, directory, options = self.settings_for(item)
+        options["tools"] = [
+            *self.config.getini("apirecorder_patch_tools"),
+            *options.get("tools", ()),
+        ]
         with (
             recording(mode, directory, root=self.root, **options) as session,
             test_context(item.nodeid),

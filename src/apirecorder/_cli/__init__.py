@@ -16,7 +16,10 @@ from .. import __version__
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("scan",)
+COMMAND_MODULES: tuple[str, ...] = (
+    *("ls", "show", "stats", "verify", "diff", "normalize", "explain", "prune"),
+    "scan",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

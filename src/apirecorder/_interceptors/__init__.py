@@ -12,6 +12,7 @@ __all__ = ["INTERCEPTORS", "install_all"]
 INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_openai", "openai"),
     ("_ollama", "ollama"),
+    ("_mcp", "mcp"),
 )
 
 

@@ -1,0 +1,720 @@
+"""Any Python callable as a recorded tool: the ``tool`` decorator and ``patch_tool``.
+
+A tool call is its provider, its name and its arguments bound to parameter names, hashed as the
+reference recorder hashes tool calls (DESIGN 4) and written as a tool recording (DESIGN 3). On
+replay the result comes back as the type the live call returned (JSON values, pydantic models,
+dataclasses), a raised exception as its own class with its message, and a generator's items in
+order. The record/replay of one call (:func:`call_sync`, :func:`call_async`) is shared with the
+interceptors that record a library's calls as tool calls (MCP).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import functools
+import importlib
+import inspect
+import typing
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from types import AsyncGeneratorType, GeneratorType, TracebackType
+from typing import Any, TypeVar
+from unittest import mock
+
+from ._exceptions import SerializationError, UnsafeTypeError
+from ._modes import Mode
+from ._recorder import Call, Session, active_session, sdk_layer_call
+from ._serialization import from_json, resolve_type, to_json, type_name
+from ._storage import Recording
+
+__all__ = [
+    "ToolSpec",
+    "call_async",
+    "call_sync",
+    "parse_tool_spec",
+    "patch_tool",
+    "patch_tools",
+    "tool",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: One tool to patch: "package.module:Class.method provider [name]", or that as a tuple.
+ToolSpec = str | tuple[str, ...]
+
+#: Marks a function apirecorder already wraps, so it is never wrapped (and recorded) twice.
+_MARK = "__apirecorder_tool__"
+
+#: Parameter names that stand for the bound object, never part of a tool call's key.
+_RECEIVERS = frozenset({"self", "cls"})
+
+
+@dataclass
+class ToolInfo:
+    """What a wrapped tool knows about itself: its key parts and the classes it may rebuild."""
+
+    provider: str
+    name: str
+    exclude: frozenset[str]
+    #: Module prefixes whose classes this tool's recordings may name (besides the allow-list).
+    trusted: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}.{self.name}"
+
+
+# -- the key: arguments bound to parameter names -------------------------------------------
+
+
+def _argument_json(value: Any, tool: str, argument: str) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _argument_error(tool, argument, f"a dict key {key!r} that is not a string")
+            out[key] = _argument_json(item, tool, argument)
+        return out
+    if isinstance(value, list | tuple):
+        return [_argument_json(item, tool, argument) for item in value]
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return _argument_json(value.model_dump(mode="json"), tool, argument)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _argument_json(dataclasses.asdict(value), tool, argument)
+    raise _argument_error(tool, argument, f"a value of type {type(value).__qualname__}")
+
+
+def _argument_error(tool: str, argument: str, what: str) -> SerializationError:
+    return SerializationError(
+        f"tool {tool}: argument {argument!r} is {what}, which cannot be part of a recording's "
+        f"key. Pass JSON-able values (str, numbers, lists, dicts, pydantic models, dataclasses), "
+        f"or leave the argument out of the key with exclude=({argument!r},)."
+    )
+
+
+def bind_arguments(
+    signature: inspect.Signature, info: ToolInfo, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name, as given (defaults not applied), as JSON.
+
+    ``search("x", max_results=3)`` and ``search(query="x", max_results=3)`` give the same
+    dict; ``self``/``cls`` and excluded names are left out; ``**kwargs`` are flattened in.
+    Raises TypeError when the arguments do not fit the signature.
+    """
+    bound = signature.bind(*args, **kwargs)
+    first = next(iter(signature.parameters), None)
+    out: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if name == first and name in _RECEIVERS:
+            continue
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            for key, item in value.items():
+                if key not in info.exclude:
+                    out[key] = _argument_json(item, info.label, key)
+        elif name not in info.exclude:
+            out[name] = _argument_json(value, info.label, name)
+    return out
+
+
+# -- values: JSON, pydantic models, dataclasses --------------------------------------------
+
+
+def encode_value(value: Any, what: str) -> Any:
+    """A tool's return value (or one generator item) as recording JSON, types kept."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(f"{what} has a dict key {key!r} that is not a string")
+            out[key] = encode_value(item, what)
+        return out
+    if isinstance(value, list | tuple):
+        return [encode_value(item, what) for item in value]
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return to_json(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {
+            f.name: encode_value(getattr(value, f.name), what) for f in dataclasses.fields(value)
+        }
+        return {"__type__": type_name(value), "__data__": data}
+    raise SerializationError(
+        f"{what} is a {type(value).__qualname__}, which cannot be stored in a recording; "
+        "return JSON values, pydantic models or dataclasses."
+    )
+
+
+def decode_value(value: Any, source: object, trusted: Sequence[str]) -> Any:
+    """Rebuild a value written by :func:`encode_value`; classes only from allowed modules."""
+    if isinstance(value, list):
+        return [decode_value(item, source, trusted) for item in value]
+    if not isinstance(value, dict):
+        return value
+    type_path = value.get("__type__")
+    if type_path is None or "__data__" not in value:
+        return {key: decode_value(item, source, trusted) for key, item in value.items()}
+    cls = resolve_type(type_path, source=source, extra=trusted)
+    data = value["__data__"]
+    if dataclasses.is_dataclass(cls) and isinstance(data, dict):
+        return _build_dataclass(cls, data, source, trusted)
+    return from_json(value, source=source, extra=trusted)
+
+
+def _build_dataclass(
+    cls: type[Any], data: dict[str, Any], source: object, trusted: Sequence[str]
+) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {
+        key: decode_value(item, source, trusted) for key, item in data.items() if key in fields
+    }
+    obj = cls(**{key: item for key, item in values.items() if fields[key].init})
+    for key, item in values.items():
+        if not fields[key].init:
+            object.__setattr__(obj, key, item)
+    return obj
+
+
+# -- exceptions -------------------------------------------------------------------------------
+
+
+def exception_response(
+    provider: str, exc: BaseException, items: list[Any] | None, what: str
+) -> dict[str, Any]:
+    """The ``response`` of a call that raised (after ``items``, for a stream)."""
+    message = str(exc)
+    status = getattr(exc, "status_code", None)
+    data: dict[str, Any] = {
+        "category": "tool",
+        "provider": provider,
+        "type": type(exc).__qualname__,
+        "message": message,
+        "status_code": status if isinstance(status, int) else None,
+        "body": None,
+        "module": type(exc).__module__,
+    }
+    with suppress(SerializationError):  # without args it is rebuilt from its message
+        data["args"] = encode_value(list(exc.args), what)
+    state = getattr(exc, "__dict__", {})
+    attributes = {k: v for k, v in state.items() if not k.startswith("_") and _plain(v)}
+    if attributes:
+        data["attributes"] = attributes
+    return {
+        "body": [encode_value(item, what) for item in items] if items is not None else None,
+        "is_streaming": items is not None,
+        "is_exception": True,
+        "exception_data": data,
+        "exception_message": message,
+    }
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _exception_class(
+    data: dict[str, Any], recording: Recording, trusted: Sequence[str], label: str
+) -> type[BaseException]:
+    module = str(data.get("module") or "builtins")
+    qualname = str(data.get("type") or "Exception")
+    found: Any = None
+    if module == "builtins":
+        found = getattr(builtins, qualname, None)
+    else:
+        try:
+            found = resolve_type(f"{module}.{qualname}", source=recording.path, extra=trusted)
+        except UnsafeTypeError as exc:
+            raise UnsafeTypeError(
+                recording.path,
+                f"tool {label} raised {module}.{qualname} when it was recorded, and that class is "
+                "outside the allow-list, so it is not imported. If you trust it, pass "
+                f"allow_types=({module!r},) to the tool, or call "
+                f"apirecorder.allow_types({module!r}).",
+            ) from exc
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise UnsafeTypeError(
+            recording.path,
+            f"exception_data names {module}.{qualname}, which is not an exception class",
+        )
+    return found
+
+
+def rebuild_exception(recording: Recording, trusted: Sequence[str], label: str) -> BaseException:
+    """The recorded exception as its own class, carrying the recorded message."""
+    response = recording.response
+    data = response.get("exception_data") or {}
+    message = str(data.get("message") or response.get("exception_message") or "")
+    cls = _exception_class(data, recording, trusted, label)
+    args = decode_value(data["args"], recording.path, trusted) if "args" in data else [message]
+    try:
+        exc = cls(*args)
+        if str(exc) == message:
+            return exc
+    except Exception:
+        pass
+    # The constructor takes something else than what it stores in ``args`` (say a timeout
+    # that becomes a sentence): build the object without it and restore what was recorded.
+    exc = cls.__new__(cls)
+    exc.args = tuple(args)
+    for key, value in (data.get("attributes") or {}).items():
+        try:
+            setattr(exc, key, value)
+        except (AttributeError, TypeError):
+            continue
+    return exc
+
+
+# -- one call: replay it, or make it live and record it --------------------------------------
+
+
+def _replay(recording: Recording, trusted: Sequence[str], label: str, *, is_async: bool) -> Any:
+    response = recording.response
+    body = response.get("body")
+    if response.get("is_streaming"):
+        items = [decode_value(item, recording.path, trusted) for item in body or []]
+        error = (
+            rebuild_exception(recording, trusted, label) if response.get("is_exception") else None
+        )
+        kind = response.get("generator") or ("async" if is_async else "sync")
+        return _async_items(items, error) if kind == "async" else _sync_items(items, error)
+    if response.get("is_exception"):
+        raise rebuild_exception(recording, trusted, label)
+    return decode_value(body, recording.path, trusted)
+
+
+def _sync_items(items: list[Any], error: BaseException | None) -> Iterator[Any]:
+    yield from items
+    if error is not None:
+        raise error
+
+
+async def _async_items(items: list[Any], error: BaseException | None) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+    if error is not None:
+        raise error
+
+
+def _stream_response(
+    provider: str, items: list[Any], error: BaseException | None, kind: str, what: str
+) -> dict[str, Any]:
+    if error is not None:
+        response = exception_response(provider, error, items, what)
+    else:
+        response = {"body": [encode_value(item, what) for item in items], "is_streaming": True}
+    response["generator"] = kind
+    return response
+
+
+def _save_result(
+    session: Session,
+    call: Call,
+    provider: str,
+    result: Any,
+    errors: tuple[type[BaseException], ...],
+) -> Any:
+    what = f"the value returned by tool {call.endpoint}"
+    if isinstance(result, GeneratorType):
+        return _record_sync_items(session, call, provider, result, errors)
+    if isinstance(result, AsyncGeneratorType):
+        return _record_async_items(session, call, provider, result, errors)
+    session.save(call, {"body": encode_value(result, what), "is_streaming": False})
+    return result
+
+
+def _record_sync_items(
+    session: Session,
+    call: Call,
+    provider: str,
+    items_in: Iterator[Any],
+    errors: tuple[type[BaseException], ...],
+) -> Iterator[Any]:
+    # Drained now, so a consumer that stops early still leaves a complete recording.
+    items: list[Any] = []
+    error: BaseException | None = None
+    with sdk_layer_call():
+        try:
+            for item in items_in:
+                items.append(item)
+        except errors as exc:
+            error = exc
+    what = f"an item yielded by tool {call.endpoint}"
+    session.save(call, _stream_response(provider, items, error, "sync", what))
+    return _sync_items(items, error)
+
+
+async def _record_async_items(
+    session: Session,
+    call: Call,
+    provider: str,
+    items_in: AsyncIterator[Any],
+    errors: tuple[type[BaseException], ...],
+) -> AsyncIterator[Any]:
+    items: list[Any] = []
+    error: BaseException | None = None
+    with sdk_layer_call():
+        try:
+            async for item in items_in:
+                items.append(item)
+        except errors as exc:
+            error = exc
+    what = f"an item yielded by tool {call.endpoint}"
+    session.save(call, _stream_response(provider, items, error, "async", what))
+    for item in items:
+        yield item
+    if error is not None:
+        raise error
+
+
+def call_sync(
+    session: Session,
+    call: Call,
+    invoke: Callable[[], Any],
+    *,
+    provider: str,
+    trusted: Sequence[str] = (),
+    errors: tuple[type[BaseException], ...] = (Exception,),
+    async_items: bool = False,
+) -> Any:
+    """Replay ``call`` or run ``invoke()`` live and record it; ``errors`` are recorded too.
+
+    ``async_items`` says a recorded stream replays as an async generator when the recording
+    does not say which kind it was.
+    """
+    trusted = (*trusted, *session.allowed_types)
+    found = session.lookup(call)
+    if found is not None:
+        return _replay(found, trusted, call.endpoint, is_async=async_items)
+    if not session.records:
+        return invoke()
+    with sdk_layer_call():
+        try:
+            result = invoke()
+        except errors as exc:
+            session.save(call, exception_response(provider, exc, None, _args_what(call)))
+            raise
+    return _save_result(session, call, provider, result, errors)
+
+
+async def call_async(
+    session: Session,
+    call: Call,
+    invoke: Callable[[], Awaitable[Any]],
+    *,
+    provider: str,
+    trusted: Sequence[str] = (),
+    errors: tuple[type[BaseException], ...] = (Exception,),
+) -> Any:
+    """The async twin of :func:`call_sync`: ``invoke()`` returns an awaitable."""
+    trusted = (*trusted, *session.allowed_types)
+    found = session.lookup(call)
+    if found is not None:
+        return _replay(found, trusted, call.endpoint, is_async=True)
+    if not session.records:
+        return await invoke()
+    with sdk_layer_call():
+        try:
+            result = await invoke()
+        except errors as exc:
+            session.save(call, exception_response(provider, exc, None, _args_what(call)))
+            raise
+    return _save_result(session, call, provider, result, errors)
+
+
+def _args_what(call: Call) -> str:
+    return f"the exception raised by tool {call.endpoint}"
+
+
+# -- wrapping a function ---------------------------------------------------------------------
+
+
+def _annotation_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
+    try:
+        annotation: Any = typing.get_type_hints(fn).get("return")
+    except Exception:
+        annotation = inspect.signature(fn).return_annotation
+    modules: list[str] = []
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, type) and current.__module__ not in ("builtins", "typing"):
+            modules.append(current.__module__)
+        pending.extend(typing.get_args(current))
+    return tuple(dict.fromkeys(modules))
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "tool"))
+    return qualname.rpartition("<locals>.")[2]
+
+
+class _Wrapper:
+    """Builds the replacement of one tool function, of the same kind (sync, async, generator)."""
+
+    def __init__(self, fn: Callable[..., Any], info: ToolInfo, base_trusted: Sequence[str]):
+        self.fn = fn
+        self.info = info
+        self.signature = inspect.signature(fn)
+        self._base_trusted = tuple(base_trusted)
+        self._trusted: tuple[str, ...] | None = None
+        unknown = sorted(
+            name
+            for name in info.exclude
+            if name not in self.signature.parameters
+            and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in self.signature.parameters.values()
+            )
+        )
+        if unknown:
+            raise ValueError(
+                f"tool {info.label}: exclude names {', '.join(map(repr, unknown))}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} not a parameter of "
+                f"{_default_name(fn)}{self.signature}"
+            )
+
+    @property
+    def trusted(self) -> tuple[str, ...]:
+        # Annotations are read on first use: forward references resolve only after import.
+        if self._trusted is None:
+            self._trusted = tuple(
+                dict.fromkeys((*self._base_trusted, *_annotation_modules(self.fn)))
+            )
+        return self._trusted
+
+    def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Session, Call] | None:
+        session = active_session()
+        if session is None or session.mode is Mode.LIVE:
+            return None
+        try:
+            arguments = bind_arguments(self.signature, self.info, args, kwargs)
+        except TypeError:
+            return None  # the function itself raises the same TypeError, recorded or not
+        return session, session.tool_call(self.info.provider, self.info.name, arguments)
+
+    def run_sync(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, async_items: bool = False
+    ) -> Any:
+        prepared = self.prepare(args, kwargs)
+        if prepared is None:
+            return self.fn(*args, **kwargs)
+        session, call = prepared
+        return call_sync(
+            session,
+            call,
+            lambda: self.fn(*args, **kwargs),
+            provider=self.info.provider,
+            trusted=self.trusted,
+            async_items=async_items,
+        )
+
+    async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        prepared = self.prepare(args, kwargs)
+        if prepared is None:
+            return await self.fn(*args, **kwargs)
+        session, call = prepared
+        return await call_async(
+            session,
+            call,
+            lambda: self.fn(*args, **kwargs),
+            provider=self.info.provider,
+            trusted=self.trusted,
+        )
+
+    def build(self) -> Callable[..., Any]:
+        fn = self.fn
+        wrapper: Callable[..., Any]
+        if inspect.isasyncgenfunction(fn):
+
+            async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                async for item in self.run_sync(args, kwargs, async_items=True):
+                    yield item
+
+            wrapper = async_gen_wrapper
+        elif inspect.iscoroutinefunction(fn):
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.run_async(args, kwargs)
+
+            wrapper = async_wrapper
+        elif inspect.isgeneratorfunction(fn):
+
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                return (yield from self.run_sync(args, kwargs))
+
+            wrapper = gen_wrapper
+        else:
+
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.run_sync(args, kwargs)
+
+            wrapper = sync_wrapper
+        functools.update_wrapper(wrapper, fn)
+        setattr(wrapper, _MARK, self.info)
+        return wrapper
+
+
+def _wrap(fn: Any, info: ToolInfo, trusted: Sequence[str]) -> Any:
+    """Wrap ``fn`` (a function, staticmethod or classmethod) as a recorded tool."""
+    if isinstance(fn, staticmethod | classmethod):
+        return type(fn)(_wrap(fn.__func__, info, trusted))
+    if getattr(fn, _MARK, None) is not None:
+        return fn
+    if not callable(fn):
+        raise TypeError(f"tool {info.label}: {fn!r} is not callable")
+    return _Wrapper(fn, info, trusted).build()
+
+
+def tool(
+    provider: str,
+    name: str | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    allow_types: Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Record and replay calls of the decorated function or method as tool calls.
+
+    The key is ``provider``, ``name`` (default: the function's qualified name) and the
+    arguments by parameter name, without ``self``/``cls`` and the ``exclude`` names (say a
+    client object). Results may name classes from the function's own module, the modules of
+    its annotated return type, the allow-list and ``allow_types``.
+    """
+
+    def decorate(fn: F) -> F:
+        target = fn.__func__ if isinstance(fn, staticmethod | classmethod) else fn
+        info = ToolInfo(
+            provider=provider,
+            name=name or _default_name(target),
+            exclude=frozenset(exclude),
+            trusted=(),
+        )
+        trusted = (getattr(target, "__module__", None) or "__main__", *allow_types)
+        info.trusted = tuple(trusted)
+        wrapped: F = _wrap(fn, info, trusted)
+        return wrapped
+
+    return decorate
+
+
+class _ToolPatch(AbstractContextManager[None]):
+    """``patch_tool``'s context manager: the target is wrapped inside the block only."""
+
+    def __init__(
+        self,
+        target: str,
+        provider: str,
+        name: str | None,
+        exclude: Iterable[str],
+        allow_types: Iterable[str],
+    ) -> None:
+        module_name, sep, attribute = target.partition(":")
+        if not sep or not module_name or not attribute:
+            raise ValueError(
+                f"patch_tool target {target!r} must look like 'package.module:Class.method' "
+                "or 'package.module:function'"
+            )
+        self.target = target
+        self.module_name = module_name
+        self.attribute = attribute
+        self.provider = provider
+        self.name = name or attribute
+        self.exclude = frozenset(exclude)
+        self.allow_types = tuple(allow_types)
+        self._patcher: Any = None
+
+    def _owner_and_original(self) -> tuple[Any, str, Any]:
+        try:
+            owner: Any = importlib.import_module(self.module_name)
+        except ImportError as exc:
+            raise ValueError(
+                f"patch_tool target {self.target!r}: cannot import {self.module_name!r} ({exc})"
+            ) from exc
+        *path, last = self.attribute.split(".")
+        try:
+            for part in path:
+                owner = getattr(owner, part)
+            original = inspect.getattr_static(owner, last)
+        except AttributeError as exc:
+            raise ValueError(
+                f"patch_tool target {self.target!r}: {self.module_name} has no {self.attribute}"
+            ) from exc
+        return owner, last, original
+
+    def __enter__(self) -> None:
+        owner, last, original = self._owner_and_original()
+        info = ToolInfo(self.provider, self.name, self.exclude, ())
+        # The user named this package, so its classes (results, errors) are trusted.
+        trusted = (self.module_name.split(".")[0], *self.allow_types)
+        info.trusted = trusted
+        replacement = _wrap(original, info, trusted)
+        if replacement is original:
+            return  # already recorded: an outer recording() or patch_tool wraps it
+        self._patcher = mock.patch.object(owner, last, replacement)
+        self._patcher.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        patcher, self._patcher = self._patcher, None
+        if patcher is not None:
+            patcher.__exit__(exc_type, exc, tb)
+
+
+def patch_tool(
+    target: str,
+    provider: str,
+    name: str | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    allow_types: Iterable[str] = (),
+) -> AbstractContextManager[None]:
+    """Record the calls of a function you cannot decorate, inside a ``with`` block.
+
+    ``target`` is ``"package.module:Class.method"`` or ``"package.module:function"``; the
+    tool name defaults to the part after the colon. Classes of the target's top-level package
+    are trusted in its recordings. Code that imported a module-level function by name before
+    the block keeps the original: patch where it is looked up.
+    """
+    return _ToolPatch(target, provider, name, exclude, allow_types)
+
+
+def parse_tool_spec(spec: ToolSpec) -> tuple[str, str, str | None]:
+    """``(target, provider, name)`` from ``"target provider [name]"`` or a tuple of those."""
+    parts = tuple(spec.split()) if isinstance(spec, str) else tuple(spec)
+    if len(parts) not in (2, 3) or not all(isinstance(p, str) and p for p in parts):
+        raise ValueError(
+            f"tool spec {spec!r} must be 'package.module:Class.method provider [name]' "
+            "(for example 'tavily:TavilyClient.search tavily web_search')"
+        )
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+@contextmanager
+def patch_tools(specs: Iterable[ToolSpec]) -> Iterator[None]:
+    """Patch every tool in ``specs`` for the duration of the block (structural undo)."""
+    parsed = [parse_tool_spec(spec) for spec in specs]
+    with ExitStack() as stack:
+        for target, provider, name in parsed:
+            stack.enter_context(patch_tool(target, provider, name))
+        yield
