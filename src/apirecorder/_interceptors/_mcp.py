@@ -53,6 +53,11 @@ def install(stack: ExitStack) -> None:
     stack.enter_context(
         mock.patch.object(cls, "send_discover", _send_discover(cls.send_discover, errors))
     )
+    # The rest of the session's traffic (notifications, the dispatcher's answers to server
+    # requests, the event stream the "initialized" notification opens) belongs to this layer
+    # too: a transport sends each message in its sender's context, so mark those senders.
+    for name in ("__aenter__", "send_notification"):
+        stack.enter_context(mock.patch.object(cls, name, _mcp_layer(getattr(cls, name))))
 
 
 # -- which server a session talks to ----------------------------------------------------
@@ -134,6 +139,17 @@ def _send_discover(
         )
 
     return send_discover
+
+
+def _mcp_layer(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if active_session() is None:
+            return await original(self, *args, **kwargs)
+        with sdk_layer_call():
+            return await original(self, *args, **kwargs)
+
+    return marked
 
 
 # -- a transport that replay does not start -----------------------------------------------
