@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,16 @@ STEPS: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [
 ]  # fmt: skip
 
 
+MakeClient = Callable[[str], ollama.Client]
+
+
+@pytest.fixture
+def make_client() -> Iterator[MakeClient]:
+    """Make sync Ollama clients that are closed when the test ends."""
+    with ExitStack() as stack:
+        yield lambda host: stack.enter_context(ollama.Client(host=host))
+
+
 # -- outcomes: what a test sees of a call, comparable between live and replay -----------
 
 
@@ -135,15 +146,19 @@ async def _run_async(
 
 
 def _sync_outcomes(host: str, mode: str, folder: Path) -> dict[str, Any]:
-    client = ollama.Client(host=host)
-    with apirecorder.test_context(TEST_ID), apirecorder.recording(mode, folder):
+    with (
+        ollama.Client(host=host) as client,
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording(mode, folder),
+    ):
         return {name: _run_sync(client, m, a, k) for name, m, a, k in STEPS}
 
 
 def _async_outcomes(host: str, mode: str, folder: Path) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         client = ollama.AsyncClient(host=host)
-        return {name: await _run_async(client, m, a, k) for name, m, a, k in STEPS}
+        async with client:
+            return {name: await _run_async(client, m, a, k) for name, m, a, k in STEPS}
 
     with apirecorder.test_context(TEST_ID), apirecorder.recording(mode, folder):
         return asyncio.run(run())
@@ -234,8 +249,10 @@ def test_async_client_records_every_method_then_replays_offline(
     assert _sync_outcomes(host, "replay", tmp_path) == replayed
 
 
-def test_replayed_objects_are_ollamas_own_types(upstream: Upstream, tmp_path: Path) -> None:
-    client = ollama.Client(host=upstream.url)
+def test_replayed_objects_are_ollamas_own_types(
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    client = make_client(upstream.url)
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         client.chat(model=MODEL, messages=_user("Paris?"), tools=[WEATHER_TOOL])
         client.show(MODEL)
@@ -308,8 +325,10 @@ def test_recordings_use_the_reference_labels_and_normalized_responses(
     assert embed["response"]["body"]["__type__"] == "ollama._types.EmbedResponse"
 
 
-def test_errors_are_stored_as_the_design_says(upstream: Upstream, tmp_path: Path) -> None:
-    client = ollama.Client(host=upstream.url)
+def test_errors_are_stored_as_the_design_says(
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    client = make_client(upstream.url)
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         with pytest.raises(ollama.ResponseError):
             client.chat(model=MISSING_MODEL, messages=_user("hi"))
@@ -341,10 +360,10 @@ def test_errors_are_stored_as_the_design_says(upstream: Upstream, tmp_path: Path
 
 
 def test_an_error_recorded_with_only_a_message_replays_its_text(
-    upstream: Upstream, tmp_path: Path
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
 ) -> None:
     # The reference recorder stores str(exc) and no body; the status suffix is not the error.
-    client = ollama.Client(host=upstream.url)
+    client = make_client(upstream.url)
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         with pytest.raises(ollama.ResponseError):
             client.show(MISSING_MODEL)
@@ -374,9 +393,9 @@ def test_rerecording_gives_byte_identical_files(upstream: Upstream, tmp_path: Pa
 
 
 def test_a_stream_is_recorded_whole_when_the_reader_stops_early(
-    upstream: Upstream, tmp_path: Path
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
 ) -> None:
-    client = ollama.Client(host=upstream.url)
+    client = make_client(upstream.url)
     kwargs: dict[str, Any] = {"model": MODEL, "prompt": "one two three four", "stream": True}
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         first = next(iter(client.generate(**kwargs)))
@@ -408,7 +427,9 @@ def _tags_handler(names: list[str]) -> Any:
     return tags
 
 
-def test_model_lists_from_different_servers_merge_on_replay(tmp_path: Path) -> None:
+def test_model_lists_from_different_servers_merge_on_replay(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
     folder = tmp_path / "recordings"
     for test_id, names in (
         ("t.py::a", ["zeta:1b", "alpha:3b"]),
@@ -417,7 +438,7 @@ def test_model_lists_from_different_servers_merge_on_replay(tmp_path: Path) -> N
         server = Upstream()
         server.add_route("GET", "/api/tags", _tags_handler(names))
         with server, apirecorder.test_context(test_id), apirecorder.recording("record", folder):
-            listed = ollama.Client(host=server.url).list()
+            listed = make_client(server.url).list()
         assert [m.model for m in listed.models] == names
     files = _recordings(folder)
     assert len(files) == 2
@@ -425,10 +446,12 @@ def test_model_lists_from_different_servers_merge_on_replay(tmp_path: Path) -> N
     assert len({p.name.rsplit("-", 1)[0] for p in files}) == 1  # one hash, two model sets
 
     async def async_list() -> ollama.ListResponse:
-        return await ollama.AsyncClient(host="http://127.0.0.1:9").list()
+        client = ollama.AsyncClient(host="http://127.0.0.1:9")
+        async with client:
+            return await client.list()
 
     with apirecorder.test_context("t.py::other"), apirecorder.recording("replay", folder):
-        merged = ollama.Client(host="http://127.0.0.1:9").list()
+        merged = make_client("http://127.0.0.1:9").list()
         merged_async = asyncio.run(async_list())
     for result in (merged, merged_async):
         assert isinstance(result, ollama.ListResponse)
@@ -440,19 +463,23 @@ def test_model_lists_from_different_servers_merge_on_replay(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("name", PS_FIXTURES)
-def test_reference_ps_recordings_replay_through_both_clients(name: str, tmp_path: Path) -> None:
+def test_reference_ps_recordings_replay_through_both_clients(
+    make_client: MakeClient, name: str, tmp_path: Path
+) -> None:
     shutil.copy(FIXTURES / name, tmp_path / name)
     recorded = _load(FIXTURES / name)
     host = "http://localhost:11434"
 
     async def async_ps() -> ollama.ProcessResponse:
-        return await ollama.AsyncClient(host=host).ps()
+        client = ollama.AsyncClient(host=host)
+        async with client:
+            return await client.ps()
 
     with (
         apirecorder.test_context(recorded["test_id"]),
         apirecorder.recording("replay", tmp_path),
     ):
-        results = [ollama.Client(host=host).ps(), asyncio.run(async_ps())]
+        results = [make_client(host).ps(), asyncio.run(async_ps())]
     for result in results:
         assert isinstance(result, ollama.ProcessResponse)
         # Fields newer than the recording (context_length) stay unset, as from an old server.
@@ -465,29 +492,31 @@ def test_reference_ps_recordings_replay_through_both_clients(name: str, tmp_path
 
 @pytest.mark.parametrize("name", PS_FIXTURES)
 def test_recording_ps_under_a_reference_test_id_reproduces_its_file_name(
-    name: str, upstream: Upstream, tmp_path: Path
+    make_client: MakeClient, name: str, upstream: Upstream, tmp_path: Path
 ) -> None:
     test_id = _load(FIXTURES / name)["test_id"]
     with apirecorder.test_context(test_id), apirecorder.recording("record", tmp_path):
-        ollama.Client(host=upstream.url).ps()
+        make_client(upstream.url).ps()
     assert [p.name for p in _recordings(tmp_path)] == [name]
 
 
 # -- interception boundaries -------------------------------------------------------------
 
 
-def test_module_level_shortcuts_are_intercepted(upstream: Upstream, tmp_path: Path) -> None:
+def test_module_level_shortcuts_are_intercepted(
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
     # `ollama.ps` is bound to a default client at import; its host differs, the path does not.
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
-        live = ollama.Client(host=upstream.url).ps()
+        live = make_client(upstream.url).ps()
     upstream.stop()
     with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
         replayed = ollama.ps()
     assert replayed.model_dump() == live.model_dump()
 
 
-def test_a_replay_miss_names_the_call(tmp_path: Path) -> None:
-    client = ollama.Client(host="http://127.0.0.1:9")
+def test_a_replay_miss_names_the_call(make_client: MakeClient, tmp_path: Path) -> None:
+    client = make_client("http://127.0.0.1:9")
     with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
         with pytest.raises(apirecorder.RecordingNotFoundError) as err:
             client.show(model=MODEL)
@@ -496,7 +525,9 @@ def test_a_replay_miss_names_the_call(tmp_path: Path) -> None:
     assert MODEL in message
 
 
-def test_patches_are_undone_when_the_block_ends(upstream: Upstream, tmp_path: Path) -> None:
+def test_patches_are_undone_when_the_block_ends(
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
     originals = {name: getattr(ollama.Client, name) for name in ("chat", "list", "show")}
     shortcut = ollama.chat
     with apirecorder.recording("record", tmp_path):
@@ -505,12 +536,14 @@ def test_patches_are_undone_when_the_block_ends(upstream: Upstream, tmp_path: Pa
     assert {name: getattr(ollama.Client, name) for name in originals} == originals
     assert ollama.chat == shortcut
     # Outside a block nothing is recorded.
-    ollama.Client(host=upstream.url).show(MODEL)
+    make_client(upstream.url).show(MODEL)
     assert _recordings(tmp_path) == []
 
 
-def test_live_mode_calls_through_without_writing(upstream: Upstream, tmp_path: Path) -> None:
-    client = ollama.Client(host=upstream.url)
+def test_live_mode_calls_through_without_writing(
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    client = make_client(upstream.url)
     with apirecorder.recording("live", tmp_path):
         chunks = list(client.pull(MODEL, stream=True))
     assert chunks[-1].status == "success"
@@ -530,9 +563,9 @@ def get_weather(city: str) -> str:
 
 
 def test_message_objects_and_python_tools_are_hashed_as_the_client_sends_them(
-    upstream: Upstream, tmp_path: Path
+    make_client: MakeClient, upstream: Upstream, tmp_path: Path
 ) -> None:
-    client = ollama.Client(host=upstream.url)
+    client = make_client(upstream.url)
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         live = client.chat(model=MODEL, messages=_user("Rome"), tools=[get_weather])
     [path] = _recordings(tmp_path)
@@ -541,7 +574,8 @@ def test_message_objects_and_python_tools_are_hashed_as_the_client_sends_them(
     assert body["tools"][0]["function"]["parameters"]["required"] == ["city"]
     upstream.stop()
     with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
-        messages = (m for m in [ollama.Message(role="user", content="Rome")])
+        # A one-shot generator: read once for the hash, still sent whole.
+        messages: Any = (m for m in [ollama.Message(role="user", content="Rome")])
         replayed = client.chat(model=MODEL, messages=messages, tools=[get_weather])
     assert replayed.message.tool_calls is not None
     assert live.message.tool_calls is not None
