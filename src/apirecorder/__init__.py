@@ -1,10 +1,11 @@
 """apirecorder: record the API traffic of AI applications once, replay it in tests."""
 
 from ._context import current_test_id, test_context
-from ._exceptions import ApiRecorderError, RecordingNotFoundError
+from ._exceptions import ApiRecorderError, NetworkBlockedError, RecordingNotFoundError
 from ._ids import deterministic_id
 from ._interceptors._mcp import mcp_client
 from ._modes import Mode
+from ._network import block_network
 from ._recorder import recording
 from ._serialization import allow_types
 from ._tools import patch_tool, tool
@@ -12,8 +13,10 @@ from ._tools import patch_tool, tool
 __all__ = [
     "ApiRecorderError",
     "Mode",
+    "NetworkBlockedError",
     "RecordingNotFoundError",
     "allow_types",
+    "block_network",
     "current_test_id",
     "deterministic_id",
     "mcp_client",

@@ -366,11 +366,12 @@ def recording(
         allowed_types=tuple(allowed_types),
         options=options,
     )
+    from ._network import session_guard  # local: network blocking is optional policy
     from ._tools import patch_tools  # local: _tools builds on this module
 
     _push(session)
     try:
-        with patch_tools(tools):
+        with patch_tools(tools), session_guard(session):
             yield session
     finally:
         _pop(session)

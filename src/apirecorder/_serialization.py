@@ -88,9 +88,8 @@ def _split(type_path: str) -> tuple[str, str]:
 
 def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] = ()) -> type[Any]:
     """Import and return the class ``type_path`` names, refusing anything outside the allow-list."""
-    cached = _resolved.get(type_path)
-    if cached is not None and sys.modules.get(cached[1].__module__) is cached[0]:
-        return cached[1]
+    # The allow-list is checked before the cache: a class another session allowed is not
+    # allowed here unless this session allows it too.
     if not isinstance(type_path, str) or not type_path or not is_allowed(type_path, extra):
         raise UnsafeTypeError(
             source if isinstance(source, str) or source is None else str(source),
@@ -98,6 +97,9 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
             "nothing was imported. If you trust this recording, allow its module with "
             "apirecorder.allow_types('<module prefix>').",
         )
+    cached = _resolved.get(type_path)
+    if cached is not None and sys.modules.get(cached[1].__module__) is cached[0]:
+        return cached[1]
     parts = type_path.split(".")
     obj: Any = None
     for cut in range(len(parts) - 1, 0, -1):
@@ -120,6 +122,14 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
             str(source) if source is not None else None,
             f"__type__ {type_path!r} does not name a class that can be imported here "
             "(is the library that defines it installed?)",
+        )
+    if not any(_under(obj.__module__, p) for p in (*_allowed, *extra)):
+        # Reached through an allowed module (an import, an attribute such as __class__),
+        # but defined outside the allow-list.
+        raise UnsafeTypeError(
+            str(source) if source is not None else None,
+            f"__type__ {type_path!r} resolves to {obj.__module__}.{obj.__qualname__}, "
+            "which is outside the allow-list of importable modules",
         )
     _resolved[type_path] = (sys.modules.get(obj.__module__), obj)
     return obj
@@ -277,18 +287,35 @@ def _builder_for(type_path: str) -> TypeBuilder:
 
 def from_json(value: Any, *, source: object = None, extra: Iterable[str] = ()) -> Any:
     """Rebuild a value written by :func:`to_json`; typed objects become their classes again."""
+    try:
+        return _from_json(value, source, tuple(extra))
+    except RecursionError as exc:
+        raise RecordingFormatError(
+            str(source) if source is not None else None,
+            "the recorded value is nested too deeply to rebuild",
+        ) from exc
+
+
+def _from_json(value: Any, source: object, extra: tuple[str, ...]) -> Any:
     if isinstance(value, dict):
         type_path = value.get("__type__")
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
             try:
-                return _builder_for(type_path)(cls, value["__data__"])
+                built = _builder_for(type_path)(cls, value["__data__"])
             except Exception as exc:
                 raise RecordingFormatError(
                     str(source) if source is not None else None,
                     f"cannot build {type_path} from its recorded __data__: {exc}",
                 ) from exc
-        return {key: from_json(item, source=source, extra=extra) for key, item in value.items()}
+            if not isinstance(built, cls):
+                raise RecordingFormatError(
+                    str(source) if source is not None else None,
+                    f"cannot build {type_path} from its recorded __data__: it is a "
+                    f"{type(value['__data__']).__name__}, not the object the class needs",
+                )
+            return built
+        return {key: _from_json(item, source, extra) for key, item in value.items()}
     if isinstance(value, list):
-        return [from_json(item, source=source, extra=extra) for item in value]
+        return [_from_json(item, source, extra) for item in value]
     return value

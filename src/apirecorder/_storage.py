@@ -109,6 +109,8 @@ def parse_recording(raw: bytes, path: Path) -> Recording:
             f"the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "it may be truncated or hand-edited: re-record it",
         ) from exc
+    except ValueError as exc:  # such as an integer literal over Python's digit limit
+        raise RecordingFormatError(path, f"the file is not valid JSON ({exc})") from exc
     except RecursionError as exc:
         raise RecordingFormatError(path, "the JSON is nested too deeply to read") from exc
     if not isinstance(data, dict):
@@ -129,10 +131,32 @@ def parse_recording(raw: bytes, path: Path) -> Recording:
             f"format_version {version!r} is not known to this apirecorder release "
             f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
         )
+    _check_response(data["response"], path)
     mapping = data.get("id_normalization_mapping")
     if mapping:
         data = _apply_id_mapping(data, mapping, path)
     return Recording(path, data)
+
+
+def _check_response(response: dict[str, Any], path: Path) -> None:
+    # Cheap top-level checks, so a replay never hands a test an empty stream or a half-built
+    # error because a file was hand-edited; typed values are checked as they are rebuilt.
+    for flag in ("is_streaming", "is_exception"):
+        if response.get(flag) not in (None, True, False):
+            raise RecordingFormatError(
+                path, f"response.{flag} must be true or false, found {response[flag]!r}"
+            )
+    if response.get("is_streaming") and not isinstance(response.get("body"), list):
+        raise RecordingFormatError(
+            path,
+            "response.body must be a list of chunks when is_streaming is true, found "
+            f"{type(response.get('body')).__name__}; re-record this file",
+        )
+    data = response.get("exception_data")
+    if response.get("is_exception") and data is not None and not isinstance(data, dict):
+        raise RecordingFormatError(
+            path, f"response.exception_data must be an object, found {type(data).__name__}"
+        )
 
 
 def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
@@ -142,14 +166,29 @@ def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[st
     text = json.dumps(data)
     for normalized, original in mapping.items():
         text = text.replace(str(original), str(normalized))
-    result: dict[str, Any] = json.loads(text)
+    try:
+        result = json.loads(text)
+    except ValueError as exc:
+        raise RecordingFormatError(
+            path, f'"id_normalization_mapping" turns the recording into invalid JSON ({exc})'
+        ) from exc
+    if not isinstance(result, dict) or not all(
+        isinstance(result.get(k), dict) for k in ("request", "response")
+    ):
+        raise RecordingFormatError(
+            path, '"id_normalization_mapping" breaks the "request" or "response" field'
+        )
     result["id_normalization_mapping"] = {}
     return result
 
 
 def dump_recording(data: dict[str, Any]) -> bytes:
     """Serialize a recording the one way it is always written: 2-space indent, newline."""
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # A lone surrogate (a provider that cut an emoji in two) cannot be UTF-8; written as its
+    # JSON escape it reads back as the same string.
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 def write_atomic(path: Path, payload: bytes) -> None:

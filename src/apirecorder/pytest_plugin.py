@@ -54,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    _add_security_options(group, parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,7 +100,7 @@ class ApiRecorderPlugin:
             directory = self.root / Path(str(ini_dir))
         elif os.environ.get(DIR_ENV):
             directory = Path(os.environ[DIR_ENV]).resolve()
-        return mode, directory, marker_kwargs
+        return mode, directory, security_options(self.config, marker_kwargs)
 
     def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
         return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
@@ -133,3 +134,81 @@ class ApiRecorderPlugin:
         """The active recording session of this test (mode, storage folder, options)."""
         assert _apirecorder_autouse is not None
         return _apirecorder_autouse
+
+
+# -- secrets and the network (docs/security.md) -------------------------------------------
+
+#: ``recording()`` options that the ini file can extend, one entry per line.
+REDACTION_OPTIONS = ("redact_headers", "redact_json_paths", "redact_patterns", "secret_env_vars")
+
+
+def _add_security_options(group: Any, parser: pytest.Parser) -> None:
+    group.addoption(
+        "--apirecorder-block-network",
+        action="store_const",
+        const=True,
+        default=None,
+        help="In replay mode, refuse every outgoing connection except loopback and the "
+        "allowed hosts (NetworkBlockedError).",
+    )
+    group.addoption(
+        "--apirecorder-allow-hosts",
+        default=None,
+        metavar="HOST[,HOST...]",
+        help="Hosts that stay reachable when the network is blocked (names, addresses, "
+        "*.example.com).",
+    )
+    parser.addini(
+        "apirecorder_block_network",
+        "Block the network in replay mode (see --apirecorder-block-network).",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "apirecorder_allow_hosts",
+        "Hosts reachable while the network is blocked, one per line.",
+        type="linelist",
+        default=[],
+    )
+    for name in REDACTION_OPTIONS:
+        parser.addini(
+            f"apirecorder_{name}",
+            f"Extra redaction rules, one per line (the {name}= option of recording()).",
+            type="linelist",
+            default=[],
+        )
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str, Any]:
+    """A test's marker options completed with the network and redaction settings.
+
+    ``block_network``: command line, else marker, else ini. Allowed hosts and redaction
+    rules from the ini file, the marker and the command line add up.
+    """
+    from ._network import parse_hosts
+
+    merged = dict(options)
+    cli_block = bool(config.getoption("apirecorder_block_network"))
+    ini_block = bool(config.getini("apirecorder_block_network"))
+    if cli_block or ("block_network" not in merged and ini_block):
+        merged["block_network"] = True
+    hosts = parse_hosts(
+        [
+            *config.getini("apirecorder_allow_hosts"),
+            *parse_hosts(merged.get("allow_hosts")),
+            *parse_hosts(config.getoption("apirecorder_allow_hosts")),
+        ]
+    )
+    if hosts:
+        merged["allow_hosts"] = hosts
+    for name in REDACTION_OPTIONS:
+        from_ini = config.getini(f"apirecorder_{name}")
+        if from_ini:
+            merged[name] = [*from_ini, *_listed(merged.get(name))]
+    return merged
