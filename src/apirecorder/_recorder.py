@@ -20,6 +20,8 @@ from typing import Any
 
 from . import _hashing
 from ._context import current_test_id
+from ._diagnostics import explain_miss
+from ._redaction import redact_recording
 from ._exceptions import RecordingNotFoundError
 from ._modes import Mode, parse_mode
 from ._serialization import from_json, to_json
@@ -234,8 +236,6 @@ class Session:
 
     def save(self, call: Call, response: dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
-        from ._redaction import redact_recording  # local: redaction is optional policy
-
         record: dict[str, Any] = {
             "test_id": call.test_id,
             "request": call.request,
@@ -265,8 +265,6 @@ class Session:
     # -- messages ---------------------------------------------------------------------
     def explain_miss(self, call: Call) -> str:
         """The message of a replay miss: what was asked, where we looked, how to record it."""
-        from ._diagnostics import explain_miss
-
         return explain_miss(self, call)
 
 
