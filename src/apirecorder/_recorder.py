@@ -21,9 +21,9 @@ from typing import Any
 from . import _hashing
 from ._context import current_test_id
 from ._diagnostics import explain_miss
-from ._redaction import redact_recording
 from ._exceptions import RecordingNotFoundError
 from ._modes import Mode, parse_mode
+from ._redaction import redact_recording
 from ._serialization import from_json, to_json
 from ._storage import FORMAT_VERSION, Recording, Storage, model_list_digest
 
