@@ -17,6 +17,7 @@ from typing import Any
 import mcp.types as types
 import pytest
 from mcp import ClientSession, StdioServerParameters
+from mcp.client import Client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -110,6 +111,22 @@ def _hash_of(data: dict[str, Any]) -> str:
 
     request = data["request"]
     return tool_request_hash(request["provider"], request["tool_name"], request["kwargs"])
+
+
+def test_high_level_client_takes_mcp_client_as_its_transport(tmp_path: Path) -> None:
+    async def now(params: StdioServerParameters) -> types.CallToolResult:
+        transport = apirecorder.mcp_client(stdio_client(params), server="time")
+        async with Client(transport) as client:
+            result = await client.call_tool("get_current_time", {"timezone": "UTC"})
+            assert isinstance(result, types.CallToolResult)
+            return result
+
+    with session(tmp_path, "record"):
+        live = asyncio.run(now(TIME_SERVER))
+    with session(tmp_path, "replay"):
+        assert asyncio.run(now(NOT_INSTALLED)) == live
+    # Client negotiates with server/discover; that exchange is recorded and replayed too.
+    assert "server/discover" in {key.split()[0] for key in recordings(tmp_path)}
 
 
 def test_replay_miss_names_the_server_and_method(tmp_path: Path) -> None:
