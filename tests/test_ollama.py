@@ -174,7 +174,7 @@ def _as_recorded(outcome: Any) -> Any:
     result = dict(outcome)
     for key in ("dump", "set"):
         data = dict(outcome[key])
-        if "created_at" in fields:
+        if "created_at" in fields and data.get("created_at") is not None:
             data["created_at"] = EPOCH
         for name in DURATIONS:
             if data.get(name) is not None:

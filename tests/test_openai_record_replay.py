@@ -148,7 +148,8 @@ def test_quirky_provider_data_replays_without_validation(
         replayed = _quirks(client)
     assert live.object == ""
     assert replayed.object == ""
-    assert replayed.created == 0  # normalized on write, as DESIGN section 6 says
+    assert live.created is None
+    assert replayed.created is None  # a null is not volatile: it stays null
     assert replayed.model_dump() == normalize_response_data(
         live.model_dump(), _only_file(tmp_path).stem
     )
@@ -392,6 +393,7 @@ def test_replay_miss_names_everything_needed_to_fix_it(tmp_path: Path) -> None:
         "  model:    gpt-4o\n"
         "  hash:     4cf500218a07f09fc6dcdd90378d2d3a18d4459ae4815e5eb09bda0c6bef7e62\n"
         f"  searched: {tmp_path}\n"
+        "Nearest recording: none for /v1/chat/completions in the searched folders.\n"
         "To record it, run:\n"
         "  pytest tests/test_chat.py::test_saturn --apirecorder-mode=record-if-missing"
     )

@@ -160,9 +160,10 @@ def normalize_response_data(
             data["id"] = stable_top
         elif "id" in data:
             data["id"] = stable_top
-        if "created" in data:
+        if data.get("created") is not None:
             data["created"] = 0
-    if "created_at" in data:
+    if data.get("created_at") is not None:
+        # A null stays null: replay must give back what the live call gave.
         # Ollama sends a timestamp string; OpenAI's Responses API a number of seconds.
         # Keep the field's JSON type so the replayed object still fits its declared type.
         numeric = isinstance(data["created_at"], int | float) and data["created_at"] is not True
