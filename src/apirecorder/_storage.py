@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -55,30 +56,48 @@ class Recording:
         return response
 
 
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
+    # Limits count UTF-8 bytes: file systems cap a name at 255 bytes, not characters.
+    if _utf8_size(text) <= limit:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{text[: limit - 17]}-{digest}"
+    room = limit - 17
+    kept: list[str] = []
+    for char in text:
+        room -= _utf8_size(char)
+        if room < 0:
+            break
+        kept.append(char)
+    return f"{''.join(kept)}-{digest}"
+
+
+# Characters no folder name may hold on some system (Windows, or any: controls, surrogates).
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\ud800-\udfff]')
 
 
 def safe_relative_dir(test_file: str) -> Path:
     """Turn the file part of a test id into a relative folder that cannot leave the root.
 
-    Empty, ``.`` and ``..`` parts are dropped, as are drive letters and NUL bytes; a part
-    over 100 characters, or a path over 200, is cut and suffixed with 16 hex of its sha256.
+    Backslashes count as ``/``; NUL bytes are removed; empty, ``.`` and ``..`` parts and
+    drive letters are dropped; control characters, surrogates and ``<>:"|?*`` become ``_``.
+    A part over 100 UTF-8 bytes, or a path over 200, is cut and suffixed with ``-`` and 16
+    hex of its sha256 (a path over 200 becomes one folder, its ``/`` turned into ``_``).
     """
     cleaned = test_file.replace("\x00", "").replace("\\", "/")
     parts: list[str] = []
     for part in cleaned.split("/"):
         if len(part) == 2 and part[1] == ":" and part[0].isalpha():
             continue  # a Windows drive letter
-        part = part.replace(":", "_")
+        part = _UNSAFE_CHARS.sub("_", part)
         if part in ("", ".", ".."):
             continue
         parts.append(_shorten(part, _MAX_COMPONENT))
     relative = "/".join(parts)
-    if len(relative) > _MAX_RELATIVE:
+    if _utf8_size(relative) > _MAX_RELATIVE:
         return Path(_shorten(relative.replace("/", "_"), _MAX_COMPONENT))
     return Path(relative) if relative else Path()
 
