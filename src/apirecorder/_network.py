@@ -93,7 +93,8 @@ class NetworkGuard:
         text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
         if self.allows(text):
             return
-        target = f"{text}:{port}" if port not in (None, "", 0) else text
+        shown = f"[{text}]" if ":" in text else text  # an IPv6 address
+        target = f"{shown}:{port}" if port not in (None, "", 0) else shown
         with self._lock:
             self.blocked.append(target)
         raise NetworkBlockedError(blocked_message(target, text, self.allow_hosts))
