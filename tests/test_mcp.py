@@ -221,6 +221,7 @@ def test_fastmcp_server_over_http_records_then_replays_without_the_server(
     assert isinstance(replayed["prompts"], types.ListPromptsResult)
     assert isinstance(replayed["prompt"], types.GetPromptResult)
     message = replayed["prompt"].messages[0].content
+    assert isinstance(message, types.TextContent)
     assert message.text == "Summarize the note titled groceries in one sentence."
     for data in recordings(tmp_path).values():
         assert data["request"]["provider"] == "mcp:/mcp"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tavily
-from tavily.errors import BadRequestError, UsageLimitExceededError
+import tavily  # type: ignore[import-untyped]
+from tavily.errors import BadRequestError, UsageLimitExceededError  # type: ignore[import-untyped]
 
 import apirecorder
 from tests.upstream import Upstream

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,20 +185,11 @@ def replay(tmp_path: Path, test_id: str = TEST_ID, **options: Any) -> Any:
     return _session(tmp_path, "replay", test_id, **options)
 
 
-class _session:
+@contextmanager
+def _session(tmp_path: Path, mode: str, test_id: str, **options: Any) -> Iterator[None]:
     """A recording() block with a test id, as one context manager."""
-
-    def __init__(self, tmp_path: Path, mode: str, test_id: str, **options: Any) -> None:
-        self.recording = apirecorder.recording(mode, tmp_path, **options)
-        self.context = apirecorder.test_context(test_id)
-
-    def __enter__(self) -> None:
-        self.recording.__enter__()
-        self.context.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.context.__exit__(*exc)
-        self.recording.__exit__(*exc)
+    with apirecorder.recording(mode, tmp_path, **options), apirecorder.test_context(test_id):
+        yield
 
 
 def only_recording(folder: Path) -> dict[str, Any]:
@@ -323,7 +315,8 @@ def test_pydantic_and_dataclass_results_replay_as_their_types(tmp_path: Path) ->
     assert type(replayed_summary) is Summary and type(replayed_summary.page) is Page
     assert replayed_summary.page == live_summary.page
     # Tuples are JSON arrays: they come back as lists.
-    assert replayed_summary.words == ["short", "text"]
+    words: Any = replayed_summary.words
+    assert words == ["short", "text"]
 
 
 def test_async_function_replays_json_value(tmp_path: Path) -> None:
