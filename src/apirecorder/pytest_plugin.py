@@ -55,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
     _add_security_options(group, parser)
+    parser.addini(
+        "apirecorder_hosts_under_test",
+        "Hosts of servers under test, one per line: never recorded, and sent the test id "
+        "(see docs/server-mode.md).",
+        type="linelist",
+        default=[],
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,6 +107,9 @@ class ApiRecorderPlugin:
             directory = self.root / Path(str(ini_dir))
         elif os.environ.get(DIR_ENV):
             directory = Path(os.environ[DIR_ENV]).resolve()
+        hosts_under_test = self.config.getini("apirecorder_hosts_under_test")
+        if hosts_under_test:
+            marker_kwargs.setdefault("hosts_under_test", hosts_under_test)
         return mode, directory, security_options(self.config, marker_kwargs)
 
     def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:

@@ -13,6 +13,11 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_openai", "openai"),
     ("_ollama", "ollama"),
     ("_mcp", "mcp"),
+    # The HTTP layer comes after every SDK layer; _httpx serves httpx and httpx2 (either one).
+    ("_httpx", "httpx"),
+    ("_httpx", "httpx2"),
+    ("_requests", "requests"),
+    ("_aiohttp", "aiohttp"),
 )
 
 

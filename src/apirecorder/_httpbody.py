@@ -1,0 +1,726 @@
+"""Raw HTTP exchanges, for every HTTP client: bodies in readable form, and the record/replay steps.
+
+Knows no client library. A body is recorded as JSON when it is JSON, as a list of events for
+server-sent events, as a list of objects for NDJSON, as text when it is text, and as base64
+only when it is truly binary; every form turns back into the exact bytes that came over the
+wire (a JSON body remembers its layout, and anything that would not round-trip falls back to
+a form that does). The interceptors for httpx, requests and aiohttp share the steps below:
+which hosts pass through, how a request becomes a :class:`~apirecorder._recorder.Call`, and
+how a response is written and rebuilt.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from ._context import TEST_ID_HEADER, current_test_id
+from ._exceptions import RecordingFormatError
+from ._recorder import Call, Session, handled_above
+from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
+from ._storage import Recording, load_recording
+
+__all__ = [
+    "BODY_FORMATS",
+    "HOSTS_UNDER_TEST_ENV",
+    "Route",
+    "decode_test_id",
+    "describe_request",
+    "encode_body",
+    "encode_test_id",
+    "exception_record",
+    "host_matches",
+    "mask_query_secrets",
+    "replay_recording",
+    "replayed_response",
+    "request_payload",
+    "route_for",
+    "save_exchange",
+    "test_id_header",
+]
+
+#: Environment variable naming hosts under test, comma separated (added to ``hosts_under_test``).
+HOSTS_UNDER_TEST_ENV = "APIRECORDER_HOSTS_UNDER_TEST"
+
+#: The recorded forms of a response body.
+BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64")
+
+# -- hosts ----------------------------------------------------------------------------------
+
+
+class Route(Enum):
+    """What the HTTP layer does with one request."""
+
+    PASS = "pass"  # live, untouched, unrecorded (ignored host, or an SDK layer records it)
+    UNDER_TEST = "under_test"  # live, unrecorded, with the test id header added
+    RECORD = "record"  # the record/replay decision applies
+
+
+def _split_host(pattern: str) -> tuple[str, int | None]:
+    text = pattern.strip()
+    parts = urlsplit(text if "://" in text else f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return (parts.hostname or text).lower(), port
+
+
+def host_matches(url: str, patterns: Iterable[str]) -> bool:
+    """True when ``url``'s host is one of ``patterns``.
+
+    A pattern is a host (any port), ``host:port``, a URL (its host and port count), or
+    ``*.example.com`` (any subdomain).
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    for pattern in patterns:
+        if not pattern or not pattern.strip():
+            continue
+        want_host, want_port = _split_host(pattern)
+        if want_port is not None and want_port != port:
+            continue
+        if want_host.startswith("*."):
+            if host.endswith(want_host[1:]):
+                return True
+        elif host == want_host:
+            return True
+    return False
+
+
+def hosts_under_test(session: Session) -> tuple[str, ...]:
+    """The session's hosts under test plus those named in ``$APIRECORDER_HOSTS_UNDER_TEST``."""
+    from_env = re.split(r"[,\s]+", os.environ.get(HOSTS_UNDER_TEST_ENV, ""))
+    return (*session.hosts_under_test, *(h for h in from_env if h))
+
+
+def route_for(session: Session, url: str) -> Route:
+    """Decide how the HTTP layer treats a request to ``url`` inside ``session``.
+
+    Ignored hosts and hosts under test are never recorded, in any mode: the first are
+    other services the test talks to, the second is the test driving its own server.
+    """
+    if host_matches(url, session.ignore_hosts):
+        return Route.PASS
+    if host_matches(url, hosts_under_test(session)):
+        return Route.UNDER_TEST
+    if handled_above():
+        return Route.PASS
+    return Route.RECORD
+
+
+# Everything printable in ASCII except "%", which escapes the rest.
+_HEADER_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
+
+
+def encode_test_id(test_id: str) -> str:
+    """A test id as an HTTP header value: ASCII only, reversible with :func:`decode_test_id`."""
+    return quote(test_id, safe=_HEADER_SAFE)
+
+
+def decode_test_id(value: str) -> str:
+    """The test id an :func:`encode_test_id` header value carries."""
+    return unquote(value)
+
+
+def test_id_header() -> tuple[str, str] | None:
+    """The ``X-Apirecorder-Test-Id`` header for the current test, or None outside a test."""
+    test_id = current_test_id()
+    return None if test_id is None else (TEST_ID_HEADER, encode_test_id(test_id))
+
+
+test_id_header.__test__ = False  # type: ignore[attr-defined]
+
+# -- requests -------------------------------------------------------------------------------
+
+#: Request headers left out of recordings: connection framing, and values that change with
+#: the machine, the library version or the attempt without changing what is asked.
+_UNRECORDED_REQUEST_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "host",
+        "accept-encoding",
+        "user-agent",
+        "idempotency-key",
+        "traceparent",
+        "tracestate",
+        TEST_ID_HEADER.lower(),
+    }
+)
+
+
+def recorded_request_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers as they are written: lower-case names, noise left out.
+
+    Credentials are masked later, by the redaction every recording goes through.
+    """
+    recorded: dict[str, str] = {}
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name in _UNRECORDED_REQUEST_HEADERS or name.startswith("x-stainless-"):
+            continue
+        recorded[name] = f"{recorded[name]}, {value}" if name in recorded else value
+    return recorded
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _is_json_type(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json") or media.endswith("/json")
+
+
+_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
+
+
+def request_payload(body: bytes, content_type: str | None) -> Any:
+    """The hashed ``payload`` of a request body: its JSON, else its text, else None.
+
+    A multipart boundary (random per request) is replaced by a fixed one, so the same form
+    hashes the same every time; bytes that are not UTF-8 become ``"base64:<data>"``.
+    """
+    if not body:
+        return None
+    media = _media_type(content_type)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(body).decode("ascii")
+    if _is_json_type(media) or (not media and text.lstrip()[:1] in ("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    if media.startswith("multipart/"):
+        match = _BOUNDARY.search(content_type or "")
+        if match:
+            text = text.replace(match.group(1), "apirecorder-boundary")
+    return text
+
+
+_QUERY_SECRET = re.compile(
+    r"(?i)(?<=[?&;])(" + "|".join(sorted(SECRET_QUERY_PARAMS, key=len, reverse=True)) + r")="
+    r"([^&#;]*)"
+)
+
+
+def mask_query_secrets(url: str) -> str:
+    """``url`` with the values of key-like query parameters (``api_key=...``) masked.
+
+    The request hash uses the masked URL, which is also the one written: a recording made
+    with one key replays with another, and its file name follows from its content.
+    """
+    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={PLACEHOLDER}", url) if "?" in url else url
+
+
+def describe_request(
+    session: Session,
+    *,
+    method: str,
+    url: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+) -> Call:
+    """The :class:`Call` of one raw HTTP request (its URL with key-like query values masked)."""
+    header_list = list(headers)
+    url = mask_query_secrets(url)
+    content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
+    return session.http_call(
+        method=method,
+        url=url,
+        headers=recorded_request_headers(header_list),
+        payload=request_payload(body, content_type),
+    )
+
+
+# -- JSON layouts -----------------------------------------------------------------------------
+
+_LAYOUT_BASES: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "spaced": {"separators": (", ", ": ")},
+    "indent2": {"indent": 2, "separators": (",", ": ")},
+    "indent4": {"indent": 4, "separators": (",", ": ")},
+}
+_DEFAULT_LAYOUT = "compact"
+
+
+def dumps_layout(value: Any, layout: str) -> str:
+    """``value`` as JSON text in a named layout, such as ``"compact"`` or ``"indent2+ascii"``."""
+    base, *flags = layout.split("+")
+    options = _LAYOUT_BASES.get(base)
+    if options is None or any(flag not in ("ascii", "newline") for flag in flags):
+        raise ValueError(f"unknown JSON layout {layout!r}")
+    text = json.dumps(value, ensure_ascii="ascii" in flags, **options)
+    return text + "\n" if "newline" in flags else text
+
+
+def find_layout(text: str, value: Any, preferred: str | None = None) -> str | None:
+    """The layout that writes ``value`` back as exactly ``text``, or None when none does."""
+    core, newline = (text[:-1], "+newline") if text.endswith("\n") else (text, "")
+    multiline = "\n" in core
+    bases = ("indent2", "indent4") if multiline else ("compact", "spaced")
+    candidates = [preferred] if preferred else []
+    for base in bases:
+        candidates += [base + newline, base + "+ascii" + newline]
+    for layout in candidates:
+        if layout is not None and _writes(value, layout, text):
+            return layout
+    return None
+
+
+def _writes(value: Any, layout: str | None, text: str) -> bool:
+    if layout is None:
+        return False
+    try:
+        return dumps_layout(value, layout) == text
+    except (ValueError, TypeError):
+        return False
+
+
+def _parse_json(text: str) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(text)
+    except (ValueError, RecursionError):
+        return False, None
+
+
+# -- response bodies --------------------------------------------------------------------------
+
+_BINARY_TYPES = ("image/", "audio/", "video/", "font/")
+_BINARY_MEDIA = frozenset(
+    {
+        "application/octet-stream",
+        "application/pdf",
+        "application/zip",
+        "application/gzip",
+        "application/x-tar",
+        "application/protobuf",
+        "application/x-protobuf",
+        "application/grpc",
+    }
+)
+_NDJSON_MEDIA = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"}
+)
+
+
+def encode_body(data: bytes, content_type: str | None) -> dict[str, Any]:
+    """A response body in its readable recorded form.
+
+    Returns the keys ``body_format``, ``body`` and, for JSON forms not written compactly,
+    ``json_layout``; plus ``is_streaming`` (true for event and line streams).
+    """
+    media = _media_type(content_type)
+    text: str | None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    binary_type = media in _BINARY_MEDIA or media.startswith(_BINARY_TYPES)
+    if text is None or (binary_type and data) or "\x00" in text:
+        return _encoded("base64", base64.b64encode(data).decode("ascii"))
+    if media == "text/event-stream":
+        return _encode_sse(text)
+    if media in _NDJSON_MEDIA:
+        return _encode_ndjson(text) or _encoded("text", text)
+    if text.strip() and (_is_json_type(media) or not media):
+        return _encode_json(text) or _encode_ndjson(text) or _encoded("text", text)
+    return _encoded("text", text)
+
+
+def _encoded(
+    body_format: str, body: Any, layout: str | None = None, streaming: bool = False
+) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"body_format": body_format, "body": body}
+    if layout is not None and layout != _DEFAULT_LAYOUT:
+        encoded["json_layout"] = layout
+    encoded["is_streaming"] = streaming
+    return encoded
+
+
+def _encode_json(text: str) -> dict[str, Any] | None:
+    ok, value = _parse_json(text)
+    if not ok:
+        return None
+    layout = find_layout(text, value)
+    return None if layout is None else _encoded("json", value, layout)
+
+
+def _encode_ndjson(text: str) -> dict[str, Any] | None:
+    if not text.endswith("\n") or "\r" in text:
+        return None
+    items: list[Any] = []
+    layout: str | None = None
+    for line in text[:-1].split("\n"):
+        ok, value = _parse_json(line)
+        if not ok or not isinstance(value, dict | list):
+            return None
+        layout = find_layout(line, value, layout)
+        if layout is None or "newline" in layout:
+            return None
+        items.append(value)
+    return _encoded("ndjson", items, layout, streaming=True)
+
+
+# -- server-sent events -----------------------------------------------------------------------
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+#: Keys of a recorded event that are not SSE fields.
+_RAW_KEY = "raw"
+_COMMENT_KEY = "comment"
+
+
+def _sse_blocks(text: str) -> list[str]:
+    """Split a stream into events, each with the blank line that ends it (the last may lack it)."""
+    blocks: list[str] = []
+    current: list[str] = []
+    for match in _LINE.finditer(text):
+        line = match.group(0)
+        current.append(line)
+        if line in ("\n", "\r\n", "\r"):
+            blocks.append("".join(current))
+            current = []
+    if current:
+        blocks.append("".join(current))
+    return blocks
+
+
+def _line_ending(text: str) -> str:
+    match = re.search(r"\r\n|\r|\n", text)
+    return match.group(0) if match else "\n"
+
+
+def _parse_event(block: str, newline: str, layout: str | None) -> tuple[dict[str, Any], str | None]:
+    """One event block as ``{"event", "data", ...}`` in wire order, or ``{"raw": block}``."""
+    raw = {_RAW_KEY: block}
+    if not block.endswith(newline + newline):
+        return raw, layout
+    fields: dict[str, Any] = {}
+    data_lines: list[str] = []
+    for line in block[: -2 * len(newline)].split(newline):
+        name, colon, value = line.partition(":")
+        if not colon or not value.startswith(" "):
+            return raw, layout
+        value = value[1:]
+        name = name or _COMMENT_KEY
+        if name == "data":
+            data_lines.append(value)
+            fields["data"] = None
+        elif name in fields or name == _RAW_KEY:
+            return raw, layout
+        else:
+            fields[name] = int(value) if name == "retry" and value.isdigit() else value
+    if data_lines:
+        data_text = "\n".join(data_lines)
+        ok, value = _parse_json(data_text)
+        fields["data"] = data_text
+        if ok and isinstance(value, dict | list):
+            # One layout serves the whole stream; data written otherwise stays a string.
+            if layout is None:
+                candidate = find_layout(data_text, value)
+                if candidate is not None and "newline" not in candidate:
+                    layout = candidate
+            if _writes(value, layout, data_text):
+                fields["data"] = value
+    if _event_text(fields, newline, layout) != block:
+        return raw, layout
+    return fields, layout
+
+
+def _event_text(event: Mapping[str, Any], newline: str, layout: str | None) -> str:
+    if _RAW_KEY in event:
+        return str(event[_RAW_KEY])
+    lines: list[str] = []
+    for name, value in event.items():
+        if name == "data":
+            text = value if isinstance(value, str) else dumps_layout(value, layout or "compact")
+            lines.extend(f"data: {part}" for part in text.split("\n"))
+        elif name == _COMMENT_KEY:
+            lines.append(f": {value}")
+        else:
+            lines.append(f"{name}: {value}")
+    return newline.join(lines) + newline + newline if lines else newline
+
+
+def _encode_sse(text: str) -> dict[str, Any]:
+    newline = _line_ending(text)
+    events: list[dict[str, Any]] = []
+    layout: str | None = None
+    for block in _sse_blocks(text):
+        event, layout = _parse_event(block, newline, layout)
+        events.append(event)
+    encoded = _encoded("sse", events, layout, streaming=True)
+    if newline != "\n":
+        encoded["sse_line_ending"] = newline
+    return encoded
+
+
+# -- decoding recorded bodies ---------------------------------------------------------------
+
+
+def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -> list[bytes]:
+    """The exact body bytes of a recorded response, one item per chunk it is delivered in.
+
+    An event stream is one chunk per event, NDJSON one per line, anything else one chunk.
+    """
+    body_format = response.get("body_format", "json")
+    body = response.get("body")
+    layout = str(response.get("json_layout") or _DEFAULT_LAYOUT)
+    try:
+        if body_format == "json":
+            return [dumps_layout(body, layout).encode("utf-8")]
+        if body_format == "text":
+            return [str(body or "").encode("utf-8")] if body else []
+        if body_format == "base64":
+            return [base64.b64decode(str(body or ""), validate=True)] if body else []
+        if body_format == "ndjson":
+            items = _list_body(body, source, body_format)
+            return [(dumps_layout(item, layout) + "\n").encode("utf-8") for item in items]
+        if body_format == "sse":
+            newline = str(response.get("sse_line_ending") or "\n")
+            events = _list_body(body, source, body_format)
+            return [_sse_chunk(event, newline, layout, source) for event in events]
+    except (ValueError, TypeError) as exc:
+        raise RecordingFormatError(
+            source,
+            f'response "body" cannot be written back as {body_format}: {exc}; '
+            "fix the body by hand or re-record the file",
+        ) from exc
+    raise RecordingFormatError(
+        source,
+        f'response "body_format" is {body_format!r}; expected one of {", ".join(BODY_FORMATS)}',
+    )
+
+
+def _list_body(body: Any, source: Path | str | None, body_format: str) -> list[Any]:
+    if not isinstance(body, list):
+        raise RecordingFormatError(
+            source,
+            f'response "body" must be a list for body_format {body_format!r}, '
+            f"found {type(body).__name__}; fix it by hand or re-record the file",
+        )
+    return body
+
+
+def _sse_chunk(event: Any, newline: str, layout: str, source: Path | str | None) -> bytes:
+    if not isinstance(event, dict):
+        raise RecordingFormatError(
+            source,
+            f"each server-sent event must be an object, found {type(event).__name__}; "
+            "fix it by hand or re-record the file",
+        )
+    return _event_text(event, newline, layout).encode("utf-8")
+
+
+# -- response headers -----------------------------------------------------------------------
+
+#: Response headers left out of recordings: connection framing, which the replayed response
+#: does not have. (The encoding and length of a body stored decoded go too; see below.)
+_UNRECORDED_RESPONSE_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+#: Volatile response headers written with a fixed value, so a re-recording diffs cleanly.
+_FIXED_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
+_ID_HEADERS = frozenset(
+    {
+        "x-request-id",
+        "request-id",
+        "cf-ray",
+        "x-amzn-requestid",
+        "x-amz-request-id",
+        "apim-request-id",
+        "x-trace-id",
+        "x-cloud-trace-context",
+    }
+)
+_TIMING_HEADERS = frozenset(
+    {"openai-processing-ms", "x-envoy-upstream-service-time", "x-response-time"}
+)
+
+
+def recorded_response_headers(
+    headers: Iterable[tuple[str, str]], request_hash: str, *, decoded: bool
+) -> dict[str, Any]:
+    """Response headers as written: lower-case names, repeated ones as a list, volatile fixed.
+
+    ``decoded`` says the body is stored decoded (the client decoded its content-encoding), so
+    ``content-encoding`` and the original ``content-length`` no longer describe it and go.
+    """
+    recorded: dict[str, Any] = {}
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name in _UNRECORDED_RESPONSE_HEADERS or (
+            decoded and name in ("content-length", "content-encoding")
+        ):
+            continue
+        if name == "date":
+            value = _FIXED_DATE
+        elif name in _ID_HEADERS:
+            value = f"rec-{request_hash[:12]}"
+        elif name in _TIMING_HEADERS:
+            value = "0"
+        if name in recorded:
+            previous = recorded[name]
+            recorded[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            recorded[name] = value
+    return recorded
+
+
+def header_pairs(headers: Any, source: Path | str | None = None) -> list[tuple[str, str]]:
+    """Recorded response headers back as (name, value) pairs, repeated names kept."""
+    if headers is None:
+        return []
+    if not isinstance(headers, dict):
+        raise RecordingFormatError(
+            source, f'response "headers" must be an object, found {type(headers).__name__}'
+        )
+    pairs: list[tuple[str, str]] = []
+    for name, value in headers.items():
+        values = value if isinstance(value, list) else [value]
+        pairs.extend((str(name), str(item)) for item in values)
+    return pairs
+
+
+# -- writing and rebuilding exchanges -------------------------------------------------------
+
+
+def standard_reason(status: int) -> str:
+    """The standard reason phrase of ``status`` ("" when it has none)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def response_record(
+    call: Call,
+    *,
+    status: int,
+    reason: str | None,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    decoded: bool,
+) -> dict[str, Any]:
+    """The ``response`` object of a recording, from what the live server answered."""
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    record: dict[str, Any] = {"status": status}
+    if reason is not None and reason != standard_reason(status):
+        record["reason"] = reason
+    record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
+    record.update(encode_body(body, content_type))
+    return record
+
+
+def exception_record(record: dict[str, Any], exc: BaseException, library: str) -> None:
+    """Mark ``record`` as a response whose body stopped early with ``exc`` (DESIGN 3)."""
+    record["is_streaming"] = True
+    record["is_exception"] = True
+    record["exception_data"] = {
+        "category": "http",
+        "provider": library,
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "status_code": record.get("status"),
+        "body": None,
+    }
+    record["exception_message"] = str(exc)
+
+
+@dataclass(frozen=True)
+class ReplayedResponse:
+    """A recorded response ready for a client library: status, headers and body chunks."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    chunks: list[bytes]
+    error_type: str | None = None
+    error_message: str = ""
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def replayed_response(
+    response: Mapping[str, Any], source: Path | str | None = None, *, method: str = "GET"
+) -> ReplayedResponse:
+    """Rebuild a recorded response: the same status, headers and bytes, chunk by chunk."""
+    status = response.get("status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise RecordingFormatError(
+            source,
+            f'response "status" must be an integer HTTP status, found {status!r}; '
+            "this does not look like a raw HTTP recording",
+        )
+    chunks = decode_body(response, source)
+    # A redacted cookie is no cookie: replaying "Set-Cookie: <redacted>" would plant garbage.
+    headers = [
+        (name, value)
+        for name, value in header_pairs(response.get("headers"), source)
+        if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
+    ]
+    size = sum(len(chunk) for chunk in chunks)
+    if size or method.upper() != "HEAD":
+        # The body may have been edited by hand: the length must describe what is sent.
+        headers = [
+            (name, str(size)) if name.lower() == "content-length" else (name, value)
+            for name, value in headers
+        ]
+    reason = response.get("reason")
+    error: Any = response.get("exception_data") if response.get("is_exception") else None
+    return ReplayedResponse(
+        status=status,
+        reason=str(reason) if reason is not None else standard_reason(status),
+        headers=headers,
+        chunks=[chunk for chunk in chunks if chunk],
+        error_type=str(error.get("type")) if isinstance(error, dict) else None,
+        error_message=str(error.get("message", "")) if isinstance(error, dict) else "",
+    )
+
+
+def replay_recording(recording: Recording, call: Call) -> ReplayedResponse:
+    """The response a found recording replays."""
+    method = str(call.request.get("method", "GET"))
+    return replayed_response(recording.response, recording.path, method=method)
+
+
+def save_exchange(session: Session, call: Call, record: dict[str, Any]) -> ReplayedResponse:
+    """Write the recording of a live exchange and return the response it will replay.
+
+    The client gets the written recording (redacted and normalized), not the live response,
+    so a test sees the same thing when it records as when it replays.
+    """
+    path = session.save(call, record)
+    return replay_recording(load_recording(path), call)

@@ -1,0 +1,247 @@
+"""The HTTP layer for httpx and httpx2 (the fork the OpenAI and Anthropic SDKs use).
+
+Both libraries have the same shape, so one module serves them. The seam is the transport:
+``HTTPTransport.handle_request`` and ``AsyncHTTPTransport.handle_async_request``. There the
+request is final (auth, cookies and default headers applied, the body in bytes, each redirect
+hop a request of its own), and the response is still raw: status, headers and a byte stream,
+before decoding. A replayed response enters the client at that same point, so everything the
+client does after the transport (content decoding, cookies, redirects, event hooks,
+``raise_for_status``, the SDKs' retries and error classes) runs on it as on a live one. The
+client's ``send`` would be the wrong seam: it would skip that work, and a user's own transport
+(``MockTransport``, ``ASGITransport``) never touches the network, so it is rightly left alone.
+Everything that touches httpx internals lives in this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from .._httpbody import (
+    ReplayedResponse,
+    Route,
+    describe_request,
+    exception_record,
+    replay_recording,
+    response_record,
+    route_for,
+    save_exchange,
+    test_id_header,
+)
+from .._recorder import Call, Session, active_session, sdk_layer_call
+
+__all__ = ["install"]
+
+_LIBRARIES = ("httpx", "httpx2")
+_PATCHED = "__apirecorder_http_layer__"
+
+
+def install(stack: ExitStack) -> None:
+    """Patch the transports of httpx and httpx2 (those installed) while ``stack`` is open.
+
+    Registered once per library; a library whose transports are already patched is skipped.
+    """
+    for name in _LIBRARIES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        lib = importlib.import_module(name)
+        sync_cls, async_cls = lib.HTTPTransport, lib.AsyncHTTPTransport
+        if getattr(sync_cls.handle_request, _PATCHED, False):
+            continue
+        stack.enter_context(
+            mock.patch.object(
+                sync_cls, "handle_request", _sync_handler(lib, sync_cls.handle_request)
+            )
+        )
+        stack.enter_context(
+            mock.patch.object(
+                async_cls,
+                "handle_async_request",
+                _async_handler(lib, async_cls.handle_async_request),
+            )
+        )
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+def _error(lib: ModuleType, replay: ReplayedResponse) -> BaseException | None:
+    if replay.error_type is None:
+        return None
+    found = getattr(lib, replay.error_type, None)
+    if isinstance(found, type) and issubclass(found, lib.RequestError):
+        return found(replay.error_message)  # type: ignore[no-any-return]
+    error: BaseException = lib.ReadError(replay.error_message)
+    return error
+
+
+@functools.cache
+def _stream_class(lib: ModuleType) -> type[Any]:
+    class ReplayByteStream(lib.SyncByteStream, lib.AsyncByteStream):  # type: ignore[name-defined,misc]
+        """The recorded body, chunk by chunk (event by event), then any recorded error."""
+
+        def __init__(self, chunks: list[bytes], error: BaseException | None) -> None:
+            self._chunks = chunks
+            self._error = error
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield from self._chunks
+            if self._error is not None:
+                raise self._error
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in self._chunks:
+                yield chunk
+            if self._error is not None:
+                raise self._error
+
+    return ReplayByteStream
+
+
+def _response(lib: ModuleType, replay: ReplayedResponse) -> Any:
+    stream = _stream_class(lib)(replay.chunks, _error(lib, replay))
+    return lib.Response(
+        replay.status,
+        headers=replay.headers,
+        stream=stream,
+        extensions={
+            "http_version": b"HTTP/1.1",
+            "reason_phrase": replay.reason.encode("ascii", "replace"),
+        },
+    )
+
+
+def _replay(lib: ModuleType, session: Session, call: Call) -> Any | None:
+    found = session.lookup(call)
+    if found is None:
+        return None
+    return _response(lib, replay_recording(found, call))
+
+
+# -- record -----------------------------------------------------------------------------------
+
+
+def _decodes(lib: ModuleType, live: Any) -> bool:
+    """True when the client would decode this body, so it is stored decoded."""
+    encodings = [e.strip().lower() for e in live.headers.get("content-encoding", "").split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    supported = importlib.import_module(f"{lib.__name__}._decoders").SUPPORTED_DECODERS
+    return bool(encodings) and all(e in supported for e in encodings)
+
+
+def _record(
+    lib: ModuleType,
+    call: Call,
+    live: Any,
+    chunks: list[bytes],
+    decoded: bool,
+    error: BaseException | None,
+) -> dict[str, Any]:
+    reason = live.extensions.get("reason_phrase", b"")
+    record = response_record(
+        call,
+        status=live.status_code,
+        reason=reason.decode("ascii", "replace") if isinstance(reason, bytes) else None,
+        headers=live.headers.multi_items(),
+        body=b"".join(chunks),
+        decoded=decoded,
+    )
+    if error is not None:
+        exception_record(record, error, lib.__name__)
+    return record
+
+
+def _under_test(request: Any) -> None:
+    header = test_id_header()
+    if header is not None:
+        request.headers[header[0]] = header[1]
+
+
+def _sync_handler(lib: ModuleType, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def handle_request(self: Any, request: Any) -> Any:
+        session = active_session()
+        if session is None:
+            return original(self, request)
+        route = route_for(session, str(request.url))
+        if route is Route.UNDER_TEST:
+            _under_test(request)
+        if route is not Route.RECORD:
+            return original(self, request)
+        call = describe_request(
+            session,
+            method=request.method,
+            url=str(request.url),
+            headers=request.headers.multi_items(),
+            body=request.read(),
+        )
+        replayed = _replay(lib, session, call)
+        if replayed is not None:
+            return replayed
+        if not session.records:
+            return original(self, request)
+        with sdk_layer_call():
+            live = original(self, request)
+            decoded = _decodes(lib, live)
+            chunks: list[bytes] = []
+            error: BaseException | None = None
+            try:
+                for chunk in live.iter_bytes() if decoded else live.iter_raw():
+                    chunks.append(chunk)
+            except lib.RequestError as exc:
+                error = exc
+            finally:
+                live.close()
+        record = _record(lib, call, live, chunks, decoded, error)
+        return _response(lib, save_exchange(session, call, record))
+
+    setattr(handle_request, _PATCHED, True)
+    return handle_request
+
+
+def _async_handler(lib: ModuleType, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        session = active_session()
+        if session is None:
+            return await original(self, request)
+        route = route_for(session, str(request.url))
+        if route is Route.UNDER_TEST:
+            _under_test(request)
+        if route is not Route.RECORD:
+            return await original(self, request)
+        call = describe_request(
+            session,
+            method=request.method,
+            url=str(request.url),
+            headers=request.headers.multi_items(),
+            body=await request.aread(),
+        )
+        replayed = _replay(lib, session, call)
+        if replayed is not None:
+            return replayed
+        if not session.records:
+            return await original(self, request)
+        with sdk_layer_call():
+            live = await original(self, request)
+            decoded = _decodes(lib, live)
+            chunks: list[bytes] = []
+            error: BaseException | None = None
+            try:
+                async for chunk in live.aiter_bytes() if decoded else live.aiter_raw():
+                    chunks.append(chunk)
+            except lib.RequestError as exc:
+                error = exc
+            finally:
+                await live.aclose()
+        record = _record(lib, call, live, chunks, decoded, error)
+        return _response(lib, save_exchange(session, call, record))
+
+    setattr(handle_async_request, _PATCHED, True)
+    return handle_async_request
