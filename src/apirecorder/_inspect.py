@@ -171,7 +171,7 @@ class Summary:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": str(self.path.resolve()),
             "hash": self.hash,
             "kind": self.kind,
             "test_id": self.test_id,
@@ -219,7 +219,7 @@ def summarize(recording: Recording) -> Summary:
         test_id=recording_test_id(recording),
         endpoint=endpoint_label(request),
         model=model_of(request),
-        streaming=bool(recording.response.get("is_streaming")),
+        streaming=is_streamed(recording.response),
         exception=bool(recording.response.get("is_exception")),
         size=size,
         input_tokens=view.input_tokens,
@@ -498,6 +498,11 @@ def model_ids(body: Any) -> list[str]:
     return ids
 
 
+def is_streamed(response: dict[str, Any]) -> bool:
+    """A stream of an SDK (``is_streaming``) or of the HTTP layer (SSE or NDJSON events)."""
+    return bool(response.get("is_streaming")) or response.get("body_format") in ("sse", "ndjson")
+
+
 def response_view(recording: Recording) -> ResponseView:
     """Reassemble a recorded response: streamed text, tool calls, token usage and errors."""
     response = recording.response
@@ -505,7 +510,7 @@ def response_view(recording: Recording) -> ResponseView:
     view = ResponseView(value=unwrap(body))
     status = response.get("status")
     view.status = status if isinstance(status, int) else None
-    if response.get("is_streaming") and isinstance(body, list):
+    if is_streamed(response) and isinstance(body, list):
         view.chunks = len(body)
     payloads = _payloads(body)
     slots: dict[Any, ToolCall] = {}
@@ -660,8 +665,10 @@ def _duplicate_model_lists(recordings: Sequence[Recording]) -> list[Problem]:
         key = (recording.path.parent, match.group("hash"), ids)
         groups.setdefault(key, []).append(recording.path)
     problems: list[Problem] = []
-    for paths in groups.values():
-        first, *others = sorted(paths)
+    for (_, _, ids), paths in groups.items():
+        # The file whose digest matches its models is the original; the others repeat it.
+        suffix = f"-{model_list_digest(list(ids))}.json"
+        first, *others = sorted(paths, key=lambda p: (not p.name.endswith(suffix), p))
         problems.extend(
             Problem(path, f"duplicate model list: the same models as {first.name}")
             for path in others
@@ -718,7 +725,7 @@ def stats(summaries: Sequence[Summary]) -> dict[str, Any]:
 def _response_facts(recording: Recording) -> dict[str, Any]:
     view = response_view(recording)
     facts: dict[str, Any] = {
-        "streaming": bool(recording.response.get("is_streaming")),
+        "streaming": is_streamed(recording.response),
         "chunks": view.chunks,
         "text": view.text,
         "tool calls": [call.as_json() for call in view.tool_calls],
