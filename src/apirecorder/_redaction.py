@@ -10,11 +10,13 @@ JSON paths and regular expressions through ``recording()`` options or ini keys.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from ._recorder import Session
@@ -27,6 +29,8 @@ __all__ = [
     "contains_placeholder",
     "is_secret_field",
     "is_secret_header",
+    "is_secret_response_value",
+    "looks_random",
     "redact_recording",
     "redactor_for",
 ]
@@ -101,6 +105,14 @@ _RESPONSE_SECRET_FIELDS = frozenset(
         "secret_key",
     }
 )
+
+# Response fields redacted only when the value looks random ("signature" never: Anthropic
+# thinking signatures go back in the next request).
+_RESPONSE_RANDOM_FIELDS = frozenset(
+    {"key", "token", "secret", "auth_token", "id_token", "session_token", "x_api_key"}
+)
+_MIN_RANDOM_LENGTH = 16
+_MIN_ENTROPY = 3.5  # bits per character; random base62 of 16+ characters is above 3.7
 
 #: Environment variables whose values are redacted wherever they appear.
 DEFAULT_SECRET_ENV_VARS: tuple[str, ...] = (
@@ -185,11 +197,48 @@ def is_secret_header(name: str, extra: Iterable[str] = ()) -> bool:
 
 
 def is_secret_field(name: str, *, in_response: bool = False) -> bool:
-    """Tell whether a JSON field or keyword argument of this name holds a credential."""
+    """Tell whether a JSON field or keyword argument of this name holds a credential.
+
+    In a response only unambiguous names count; see :func:`is_secret_response_value` for
+    names such as ``key`` and ``token``.
+    """
     normalized = name.lower().replace("-", "_")
     if in_response:
         return normalized in _RESPONSE_SECRET_FIELDS
     return normalized in _SECRET_FIELD_NAMES or normalized.endswith(_SECRET_FIELD_SUFFIXES)
+
+
+def is_secret_response_value(name: str, value: Any) -> bool:
+    """A response field that holds a credential: an unambiguous name, or a name such as
+    ``key`` or ``token`` with a random-looking value (a log-probability token is a word)."""
+    if not isinstance(value, str) or value == PLACEHOLDER:
+        return False
+    normalized = name.lower().replace("-", "_")
+    if normalized in _RESPONSE_SECRET_FIELDS:
+        return True
+    return normalized in _RESPONSE_RANDOM_FIELDS and looks_random(value)
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of ``text``."""
+    if not text:
+        return 0.0
+    counts: dict[str, int] = {}
+    for char in text:
+        counts[char] = counts.get(char, 0) + 1
+    total = len(text)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def looks_random(value: str) -> bool:
+    """A long token of letters and digits with high entropy, like a key (not a word or date)."""
+    return (
+        len(value) >= _MIN_RANDOM_LENGTH
+        and not any(c.isspace() for c in value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and shannon_entropy(value) >= _MIN_ENTROPY
+    )
 
 
 def contains_placeholder(value: Any) -> bool:
@@ -243,6 +292,16 @@ class Redactor:
     json_paths: tuple[tuple[str | int, ...], ...] = ()
     patterns: tuple[re.Pattern[str], ...] = ()
     secret_values: tuple[str, ...] = ()
+    _secret_pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _secret_forms: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Each value in any letter case, and percent-encoded as it appears in a URL.
+        forms = {form.lower() for v in self.secret_values for form in (v, quote(v, safe=""))}
+        if forms:
+            alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+            object.__setattr__(self, "_secret_forms", tuple(forms))
+            object.__setattr__(self, "_secret_pattern", re.compile(alternatives, re.IGNORECASE))
 
     @classmethod
     def from_options(
@@ -278,9 +337,10 @@ class Redactor:
         patterns replaced."""
         if value == PLACEHOLDER:
             return value
-        for secret in self.secret_values:
-            if secret in value:
-                value = value.replace(secret, PLACEHOLDER)
+        if self._secret_pattern is not None:
+            lowered = value.lower()
+            if any(form in lowered for form in self._secret_forms):
+                value = self._secret_pattern.sub(PLACEHOLDER, value)
         if "=" in value:
             value = _QUERY_PARAM.sub(_redact_query_value, value)
         for _name, pattern in KNOWN_KEY_PATTERNS:
@@ -290,14 +350,14 @@ class Redactor:
         return value
 
     # -- structures -------------------------------------------------------------------
-    def walk(self, value: Any, field_rule: Callable[[str], bool] | None) -> Any:
-        """A redacted copy of a JSON value; fields ``field_rule`` names become the placeholder."""
+    def walk(self, value: Any, field_rule: Callable[[str, Any], bool] | None) -> Any:
+        """A redacted copy of a JSON value; fields ``field_rule`` picks become the placeholder."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if field_rule is not None and field_rule(key) and _is_secret_value(item):
+                if field_rule is not None and field_rule(key, item):
                     out[self.text(key)] = PLACEHOLDER
                 else:
                     out[self.text(key)] = self.walk(item, field_rule)
@@ -310,7 +370,7 @@ class Redactor:
         """Headers (a mapping, or a list of name/value pairs) with credentials redacted."""
         if isinstance(headers, Mapping):
             return {
-                str(name): PLACEHOLDER
+                str(name): _placeholder_like(value)
                 if is_secret_header(str(name), self.headers)
                 else self.walk(value, None)
                 for name, value in headers.items()
@@ -335,16 +395,18 @@ class Redactor:
         out: dict[str, Any] = {}
         for key, value in record.items():
             if key == "request" and isinstance(value, Mapping):
-                out[key] = self._section(value, is_secret_field)
+                out[key] = self._section(value, _request_field)
             elif key == "response" and isinstance(value, Mapping):
-                out[key] = self._section(value, _response_field)
+                out[key] = self._section(value, is_secret_response_value)
             else:
                 out[key] = self.walk(value, None)
         for path in self.json_paths:
             _set_path(out, path)
         return out
 
-    def _section(self, section: Mapping[str, Any], rule: Callable[[str], bool]) -> dict[str, Any]:
+    def _section(
+        self, section: Mapping[str, Any], rule: Callable[[str, Any], bool]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in section.items():
             if key == "headers":
@@ -356,13 +418,16 @@ class Redactor:
         return out
 
 
-def _response_field(name: str) -> bool:
-    return is_secret_field(name, in_response=True)
-
-
-def _is_secret_value(value: Any) -> bool:
+def _request_field(name: str, value: Any) -> bool:
     # Numbers, booleans and nulls are no credentials; a nested object is walked instead.
-    return isinstance(value, str) and value != PLACEHOLDER
+    return isinstance(value, str) and value != PLACEHOLDER and is_secret_field(name)
+
+
+def _placeholder_like(value: Any) -> Any:
+    # A repeated header (a list of values) keeps its shape, one placeholder per value.
+    if isinstance(value, list | tuple):
+        return [PLACEHOLDER for _ in value]
+    return PLACEHOLDER
 
 
 _QUERY_PARAM = re.compile(

@@ -9,13 +9,13 @@ A finding names the file, the JSON path and a masked preview, never the secret i
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ._redaction import (
     DEFAULT_SECRET_ENV_VARS,
@@ -27,6 +27,7 @@ from ._redaction import (
     SECRET_QUERY_PARAMS,
     is_secret_field,
     is_secret_header,
+    looks_random,
 )
 
 __all__ = [
@@ -52,9 +53,6 @@ _QUERY_PARAM = re.compile(
 )
 #: Value patterns, tried on every string.
 VALUE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (*KNOWN_KEY_PATTERNS, ("jwt", _JWT))
-
-_MIN_RANDOM_LENGTH = 16
-_MIN_ENTROPY = 3.5  # bits per character; random base62 of 16+ characters is above 3.7
 
 
 @dataclass(frozen=True)
@@ -90,28 +88,6 @@ def mask(secret: str) -> str:
     return f"{secret[:shown]}{'*' * 8} ({len(secret)} chars)"
 
 
-def shannon_entropy(text: str) -> float:
-    """Bits per character of ``text``."""
-    if not text:
-        return 0.0
-    counts: dict[str, int] = {}
-    for char in text:
-        counts[char] = counts.get(char, 0) + 1
-    total = len(text)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
-
-
-def looks_random(value: str) -> bool:
-    """A long token of letters and digits with high entropy, like a key (not a word or date)."""
-    return (
-        len(value) >= _MIN_RANDOM_LENGTH
-        and not any(c.isspace() for c in value)
-        and any(c.isdigit() for c in value)
-        and any(c.isalpha() for c in value)
-        and shannon_entropy(value) >= _MIN_ENTROPY
-    )
-
-
 def secret_env_values(
     environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()
 ) -> dict[str, str]:
@@ -134,9 +110,15 @@ def _key_path(parent: str, key: str) -> str:
 
 def _string_findings(text: str, env_values: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """(rule, secret) for each secret inside one string."""
-    for secret, name in env_values.items():
-        if secret in text:
-            yield f"env:{name}", secret
+    if env_values:
+        lowered = text.lower()
+        for secret, name in env_values.items():
+            # In any letter case, and percent-encoded as in a URL.
+            for form in {secret, quote(secret, safe="")}:
+                start = lowered.find(form.lower())
+                if start >= 0:
+                    yield f"env:{name}", text[start : start + len(form)]
+                    break
     for rule, pattern in VALUE_RULES:
         for match in pattern.finditer(text):
             yield rule, match.group(0)
