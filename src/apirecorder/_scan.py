@@ -27,6 +27,7 @@ from ._redaction import (
     SECRET_QUERY_PARAMS,
     is_secret_field,
     is_secret_header,
+    is_secret_response_value,
     looks_random,
 )
 
@@ -129,16 +130,20 @@ def _string_findings(text: str, env_values: Mapping[str, str]) -> Iterator[tuple
                 yield "query-parameter", value
 
 
-def _field_finding(key: str, value: str, in_headers: bool) -> str | None:
+def _field_finding(key: str, value: str, in_headers: bool, in_response: bool) -> str | None:
     """The rule a credential-named field breaks by holding ``value``, if any."""
     if value == PLACEHOLDER or PLACEHOLDER in value:
         return None
-    if in_headers and key.lower() in SECRET_HEADERS:
-        return "credential-header" if len(value) >= MIN_ENV_SECRET_LENGTH else None
-    named = is_secret_header(key) if in_headers else is_secret_field(key)
-    if named and looks_random(value):
-        return "credential-header" if in_headers else "credential-field"
-    return None
+    if in_headers:
+        if key.lower() in SECRET_HEADERS:
+            return "credential-header" if len(value) >= MIN_ENV_SECRET_LENGTH else None
+        return "credential-header" if is_secret_header(key) and looks_random(value) else None
+    if is_secret_field(key, in_response=True):  # a name that is never anything else
+        return "credential-field" if len(value) >= MIN_ENV_SECRET_LENGTH else None
+    # "token", "key", "signature": a credential only when the value looks random, and in a
+    # response never "signature" (Anthropic thinking blocks carry one).
+    loose = is_secret_response_value(key, value) if in_response else is_secret_field(key)
+    return "credential-field" if loose and looks_random(value) else None
 
 
 def scan_value(
@@ -154,7 +159,8 @@ def scan_value(
         if isinstance(node, str):
             seen: set[str] = set()
             if key is not None:
-                rule = _field_finding(key, node, in_headers)
+                in_response = path.startswith(f"{root}.response")
+                rule = _field_finding(key, node, in_headers, in_response)
                 if rule is not None:
                     seen.add(node)
                     yield path, rule, node
