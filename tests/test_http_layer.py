@@ -233,15 +233,22 @@ def test_ndjson_text_and_binary_recordings(upstream: Upstream, tmp_path: Path) -
 
 
 def test_request_payload_is_the_json_body_or_its_text(upstream: Upstream, tmp_path: Path) -> None:
-    with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
-        requests.post(upstream.url + "/misc/echo", json=ECHO_JSON)
-        requests.put(
-            upstream.url + "/misc/echo",
-            data="a=1&b=two",
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
-    payloads = {r["request"]["method"]: r["request"]["payload"] for r in recordings(tmp_path)}
-    assert payloads == {"POST": ECHO_JSON, "PUT": "a=1&b=two"}
+    url = upstream.url + "/misc/echo"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+
+    def scenario() -> list[str]:
+        return [
+            requests.post(url, json=ECHO_JSON).text,
+            requests.put(url, data="a=1&b=two", headers=form).text,
+            # A one-shot body is read once for the hash and still sent whole.
+            requests.post(url, data=(part for part in [b"one ", b"two"])).text,
+        ]
+
+    recorded, replayed = record_then_replay(upstream, tmp_path, scenario)
+    assert replayed == recorded
+    assert replayed[1:] == ["a=1&b=two", "one two"]
+    payloads = [r["request"]["payload"] for r in recordings(tmp_path)]
+    assert sorted(payloads, key=str) == sorted([ECHO_JSON, "a=1&b=two", "one two"], key=str)
 
 
 def test_a_compressed_body_is_stored_decoded(upstream: Upstream, tmp_path: Path) -> None:
@@ -487,6 +494,24 @@ def test_an_openai_sdk_call_is_recorded_once(upstream: Upstream, tmp_path: Path)
         # The SDK layer's recording (typed objects), not a raw HTTP one.
         assert recording["request"]["endpoint"] == "/v1/chat/completions"
         assert "payload" not in recording["request"]
+
+
+def test_openai_raw_response_is_left_to_the_http_layer(upstream: Upstream, tmp_path: Path) -> None:
+    base_url = upstream.url + "/v1"
+    messages: Any = [{"role": "user", "content": "raw"}]
+
+    def scenario() -> tuple[str | None, str, Any]:
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test-0000", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+        completion = raw.parse()
+        return raw.headers.get("content-type"), raw.http_request.method, completion.model_dump()
+
+    recorded, replayed = record_then_replay(upstream, tmp_path, scenario)
+    assert replayed == recorded
+    assert replayed[2]["choices"][0]["message"]["content"] == "Echo: raw"
+    recording = only_recording(tmp_path)
+    assert recording["request"]["payload"]["messages"] == messages
+    assert recording["response"]["body_format"] == "json"
 
 
 def test_ignored_hosts_pass_through_in_every_mode(upstream: Upstream, tmp_path: Path) -> None:
