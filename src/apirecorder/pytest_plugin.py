@@ -14,6 +14,16 @@ from typing import Any
 import pytest
 
 from ._context import test_context
+from ._ledger import (
+    LEDGER_CACHE_KEY,
+    WORKER_OUTPUT_KEY,
+    RunFacts,
+    UnusedRecording,
+    find_unused,
+    ledger_data,
+    narrowed_files,
+    report_lines,
+)
 from ._modes import Mode, parse_mode
 from ._recorder import DIR_ENV, MODE_ENV, Session, recording
 
@@ -34,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--apirecorder-dir",
         default=None,
         help="Keep every recording in this one folder (default: next to each test file).",
+    )
+    group.addoption(
+        "--apirecorder-fail-unused",
+        action="store_true",
+        default=False,
+        help="Fail a replay run that leaves recordings unused (see docs/cli.md).",
     )
     parser.addini("apirecorder_mode", "Recording mode (see --apirecorder-mode).", default=None)
     parser.addini(
@@ -82,6 +98,10 @@ class ApiRecorderPlugin:
         self.autouse = bool(config.getini("apirecorder_autouse"))
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
+        self.run = RunFacts(
+            narrowed_files=narrowed_files(config.args, config.invocation_params.dir, self.root)
+        )
+        self.unused: list[UnusedRecording] = []
 
     def settings_for(self, node: pytest.Item) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and extra options of one test, by precedence."""
@@ -138,12 +158,69 @@ class ApiRecorderPlugin:
             finally:
                 self.used |= session.storage.used
                 self.folders.update(session.storage.dirs_for(item.nodeid))
+                self.run.modes.add(mode.value)
 
     @pytest.fixture
     def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:
         """The active recording session of this test (mode, storage folder, options)."""
         assert _apirecorder_autouse is not None
         return _apirecorder_autouse
+
+    # -- the unused-recordings ledger (apirecorder._ledger, docs/cli.md) ------------------
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.run.selected.update(item.nodeid for item in session.items)
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.run.deselected.update(item.nodeid for item in items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.run.report(report.nodeid, report.when, report.outcome)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist: fold what a worker saw into the controller's facts."""
+        output = getattr(node, "workeroutput", None) or {}
+        self.run.merge(RunFacts.from_json(output.get(WORKER_OUTPUT_KEY)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.unused = finish_ledger(self, session)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        failing = bool(self.config.getoption("apirecorder_fail_unused"))
+        lines = report_lines(self.unused, self.root, failing)
+        if lines:
+            terminalreporter.write_sep("=", "apirecorder: unused recordings")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
+    """At the end of a run: find the unused recordings, save the ledger, set the exit status.
+
+    Unused recordings are computed only when every test ran in replay mode; an xdist worker
+    hands its facts to the controller instead.
+    """
+    config, run = plugin.config, plugin.run
+    run.used |= {str(path) for path in plugin.used}
+    run.folders |= {str(path) for path in plugin.folders}
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = run.as_json()
+        return []
+    unused: list[UnusedRecording] | None = None
+    if run.modes and run.modes != {Mode.REPLAY.value}:
+        why_not = f"not a replay run (modes: {', '.join(sorted(run.modes))})"
+    elif session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        why_not = f"the run ended early (exit status {int(session.exitstatus)})"
+    else:
+        why_not = ""
+        unused = find_unused(run, plugin.root)
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        cache.set(LEDGER_CACHE_KEY, ledger_data(run, plugin.root, unused, why_not))
+    if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return unused or []
 
 
 # -- secrets and the network (docs/security.md) -------------------------------------------
