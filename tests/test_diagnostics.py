@@ -322,3 +322,26 @@ def test_a_pytest_failure_shows_the_diff_line_of_the_changed_word(
     ]
     # In fnmatch patterns "[" opens a character class; "[[]" is a literal one.
     result.stdout.fnmatch_lines([line.replace("[", "[[]") for line in expected])
+
+
+def test_a_failing_nearest_search_never_hides_the_miss(tmp_path: Path, upstream: Upstream) -> None:
+    _record(tmp_path, upstream, TEST_ID, "Which planet has rings?")
+    upstream.stop()
+
+    def only_moons(body: dict[str, Any]) -> dict[str, Any]:
+        if "moons" not in json.dumps(body):
+            raise ValueError("not about moons")
+        return body
+
+    with (
+        apirecorder.recording("replay", tmp_path, normalizers=[only_moons]),
+        apirecorder.test_context(TEST_ID),
+        pytest.raises(apirecorder.RecordingNotFoundError) as caught,
+    ):
+        _chat(_client("http://127.0.0.1:9"), "Which planet has moons?")
+    lines = str(caught.value).splitlines()
+    assert lines[6:] == [
+        "Nearest recording: the search failed (ValueError: not about moons).",
+        "To record it, run:",
+        RECORD,
+    ]

@@ -391,7 +391,12 @@ def explain_miss(session: Session, call: Call) -> str:
     from ._recorder import record_command
 
     folders = session.storage.dirs_for(call.test_id)
-    nearest = find_nearest(folders, call.request, call.test_id, session.normalizers)
+    try:
+        nearest = nearest_section(
+            find_nearest(folders, call.request, call.test_id, session.normalizers), call.endpoint
+        )
+    except Exception as exc:  # the explanation must never hide the miss itself
+        nearest = [f"Nearest recording: the search failed ({type(exc).__name__}: {exc})."]
     lines = [
         f"No recording for this {call.kind} call (mode: {session.mode.value}).",
         f"  test id:  {call.test_id}",
@@ -400,7 +405,7 @@ def explain_miss(session: Session, call: Call) -> str:
         f"  hash:     {call.request_hash}",
         f"  searched: {folders[0]}",
         *(f"            {folder}" for folder in folders[1:]),
-        *nearest_section(nearest, call.endpoint),
+        *nearest,
         "To record it, run:",
         f"  {record_command(call.test_id)}",
     ]
