@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from ._exceptions import ApiRecorderError
 from ._hashing import MODEL_LIST_ENDPOINTS, normalize_for_hash
-from ._storage import Recording, load_recording
+from ._storage import Recording, parse_recording
 
 if TYPE_CHECKING:
     from ._recorder import Call, Session
@@ -330,6 +330,13 @@ def _weight(differences: Sequence[Difference]) -> int:
     return total
 
 
+def _needle(value: str | None) -> bytes | None:
+    # How a string appears inside a recording file, when that is certain (ASCII text).
+    if not value or not value.isascii():
+        return None
+    return json.dumps(value)[1:-1].encode()
+
+
 def find_nearest(
     folders: Iterable[Path],
     request: dict[str, Any],
@@ -337,20 +344,26 @@ def find_nearest(
     normalizers: Sequence[BodyNormalizer] = (),
     exclude: Path | None = None,
 ) -> NearestRecording | None:
-    """The recording in ``folders`` most like ``request``: same test and endpoint, else endpoint."""
+    """The recording in ``folders`` most like ``request``: same test and endpoint, else endpoint.
+
+    Files are parsed only when their bytes hold the endpoint, and those of the same test first:
+    the others are parsed only when the test has no recording of that endpoint.
+    """
     kind = recording_kind(request)
     wanted = endpoint_key(kind, request)
+    endpoint_needle = _needle(wanted[-1])
+    test_needle = _needle(test_id)
     best: tuple[tuple[int, int, int, str], NearestRecording] | None = None
-    for path in _candidate_files(folders):
-        if exclude is not None and path == exclude:
-            continue
+
+    def consider(path: Path, raw: bytes) -> None:
+        nonlocal best
         try:
-            candidate = load_recording(path)
+            candidate = parse_recording(raw, path)
         except ApiRecorderError:
-            continue  # an unreadable file is never the nearest; `apirecorder verify` names it
+            return  # an unreadable file is never the nearest; `apirecorder verify` names it
         recorded = candidate.request
         if recording_kind(recorded) != kind or endpoint_key(kind, recorded) != wanted:
-            continue
+            return
         recorded_test_id = recording_test_id(candidate)
         same_test = recorded_test_id == test_id
         differences = tuple(
@@ -359,7 +372,31 @@ def find_nearest(
         score = (0 if same_test else 1, len(differences), _weight(differences), str(path))
         if best is None or score < best[0]:
             best = (score, NearestRecording(candidate, same_test, differences))
+
+    later: list[Path] = []
+    for path in _candidate_files(folders):
+        if exclude is not None and path == exclude:
+            continue
+        raw = _read(path)
+        if raw is None or (endpoint_needle is not None and endpoint_needle not in raw):
+            continue
+        if test_needle is None or test_needle in raw:
+            consider(path, raw)
+        else:
+            later.append(path)
+    if best is None or not best[1].same_test:
+        for path in later:
+            raw = _read(path)
+            if raw is not None:
+                consider(path, raw)
     return best[1] if best else None
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def nearest_section(nearest: NearestRecording | None, endpoint: str) -> list[str]:

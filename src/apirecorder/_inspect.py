@@ -56,6 +56,7 @@ T = TypeVar("T")
 
 _HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
 _MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
+_SSE_FIELDS = frozenset({"event", "data", "id", "retry"})
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
 
 
@@ -254,7 +255,12 @@ class ResponseView:
     notes: list[str] = field(default_factory=list)
     chunks: int = 0
     status: int | None = None
-    value: Any = None  # the unwrapped body, for responses that are not text (tools, plain JSON)
+    raw: Any = None  # the recorded body, for responses that are not text (tools, plain JSON)
+
+    @property
+    def value(self) -> Any:
+        """The recorded body with its type wrappers removed."""
+        return unwrap(self.raw)
 
     @property
     def text(self) -> str:
@@ -292,18 +298,10 @@ def _payloads(body: Any) -> list[dict[str, Any]]:
     items = body if isinstance(body, list) else [body]
     found: list[dict[str, Any]] = []
     for item in items:
-        value = unwrap(item)
-        if (
-            isinstance(value, dict)
-            and "data" in value
-            and set(value)
-            <= {
-                "event",
-                "data",
-                "id",
-                "retry",
-            }
-        ):
+        value = item
+        if isinstance(value, dict) and "__type__" in value and "__data__" in value:
+            value = value["__data__"]  # what it holds is plain JSON: model_dump(mode="json")
+        if isinstance(value, dict) and "data" in value and set(value) <= _SSE_FIELDS:
             value = value["data"]
         if isinstance(value, str):
             try:
@@ -507,7 +505,7 @@ def response_view(recording: Recording) -> ResponseView:
     """Reassemble a recorded response: streamed text, tool calls, token usage and errors."""
     response = recording.response
     body = response.get("body")
-    view = ResponseView(value=unwrap(body))
+    view = ResponseView(raw=body)
     status = response.get("status")
     view.status = status if isinstance(status, int) else None
     if is_streamed(response) and isinstance(body, list):
