@@ -179,11 +179,15 @@ KNOWN_KEY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "bearer-token",
         re.compile(
-            r"(?i)(?<=\bbearer )(?=[A-Za-z0-9._~+/=-]*[0-9])(?=[A-Za-z0-9._~+/=-]*[A-Za-z])"
+            r"(?<=\b[Bb][Ee][Aa][Rr][Ee][Rr] )"
+            r"(?=[A-Za-z0-9._~+/=-]*[0-9])(?=[A-Za-z0-9._~+/=-]*[A-Za-z])"
             r"[A-Za-z0-9._~+/=-]{16,}"
         ),
     ),
 )
+
+# One pass that tells whether any key format occurs at all (most strings hold none).
+_ANY_KNOWN_KEY = re.compile("|".join(f"(?:{p.pattern})" for _, p in KNOWN_KEY_PATTERNS), re.DOTALL)
 
 _PATH_TOKEN = re.compile(r"\[(\*|-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.?([^.\[\]]+)")
 
@@ -294,6 +298,7 @@ class Redactor:
     secret_values: tuple[str, ...] = ()
     _secret_pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     _secret_forms: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    _seen: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Each value in any letter case, and percent-encoded as it appears in a URL.
@@ -337,14 +342,22 @@ class Redactor:
         patterns replaced."""
         if value == PLACEHOLDER:
             return value
+        # Stream chunks repeat the same strings (ids, roles, model names) thousands of times.
+        cached = self._seen.get(value)
+        if cached is None:
+            cached = self._seen[value] = self._redact_text(value)
+        return cached
+
+    def _redact_text(self, value: str) -> str:
         if self._secret_pattern is not None:
             lowered = value.lower()
             if any(form in lowered for form in self._secret_forms):
                 value = self._secret_pattern.sub(PLACEHOLDER, value)
         if "=" in value:
             value = _QUERY_PARAM.sub(_redact_query_value, value)
-        for _name, pattern in KNOWN_KEY_PATTERNS:
-            value = pattern.sub(PLACEHOLDER, value)
+        if _ANY_KNOWN_KEY.search(value):
+            for _name, pattern in KNOWN_KEY_PATTERNS:
+                value = pattern.sub(PLACEHOLDER, value)
         for pattern in self.patterns:
             value = pattern.sub(_replace_groups, value)
         return value
