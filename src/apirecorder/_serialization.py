@@ -48,6 +48,11 @@ _allowed: set[str] = set(DEFAULT_ALLOWED_PREFIXES)
 _builders: dict[str, TypeBuilder] = {}
 # type path -> (its module object, the class); the module check notices a re-import.
 _resolved: dict[str, tuple[Any, type[Any]]] = {}
+# Answers of is_allowed and _builder_for, asked once per replayed object (every stream
+# chunk); emptied whenever the allow-list or the builders change.
+_allowed_answers: dict[tuple[str, tuple[str, ...]], bool] = {}
+_builder_answers: dict[str, TypeBuilder] = {}
+_MAX_ANSWERS = 4096
 
 
 def allow_types(*prefixes: str) -> None:
@@ -55,12 +60,14 @@ def allow_types(*prefixes: str) -> None:
     with _lock:
         for prefix in prefixes:
             _allowed.add(prefix.rstrip("."))
+        _allowed_answers.clear()
 
 
 def register_builder(prefix: str, builder: TypeBuilder) -> None:
     """Build classes from modules under ``prefix`` with ``builder`` instead of the default."""
     with _lock:
         _builders[prefix.rstrip(".")] = builder
+        _builder_answers.clear()
 
 
 def _under(module: str, prefix: str) -> bool:
@@ -69,8 +76,19 @@ def _under(module: str, prefix: str) -> bool:
 
 def is_allowed(type_path: str, extra: Iterable[str] = ()) -> bool:
     """Tell whether ``type_path`` ("module.Qualname") may be imported."""
+    key = (type_path, extra) if isinstance(extra, tuple) else None
+    if key is not None:
+        known = _allowed_answers.get(key)
+        if known is not None:
+            return known
     module = _split(type_path)[0]
-    return any(_under(module, p) for p in (*_allowed, *extra))
+    with _lock:  # so an answer never outlives a change of the allow-list
+        allowed = any(_under(module, p) for p in (*_allowed, *extra))
+        if key is not None:
+            if len(_allowed_answers) >= _MAX_ANSWERS:
+                _allowed_answers.clear()
+            _allowed_answers[key] = allowed
+    return allowed
 
 
 def type_name(obj: Any) -> str:
@@ -279,11 +297,19 @@ def _default_builder(cls: type[Any], data: Any) -> Any:
 
 
 def _builder_for(type_path: str) -> TypeBuilder:
-    best = ""
-    for prefix in _builders:
-        if _under(type_path.rpartition(".")[0], prefix) and len(prefix) > len(best):
-            best = prefix
-    return _builders[best] if best else _default_builder
+    known = _builder_answers.get(type_path)
+    if known is not None:
+        return known
+    with _lock:  # so an answer never outlives a change of the builders
+        best = ""
+        for prefix in _builders:
+            if _under(type_path.rpartition(".")[0], prefix) and len(prefix) > len(best):
+                best = prefix
+        builder = _builders[best] if best else _default_builder
+        if len(_builder_answers) >= _MAX_ANSWERS:
+            _builder_answers.clear()
+        _builder_answers[type_path] = builder
+    return builder
 
 
 def from_json(value: Any, *, source: object = None, extra: Iterable[str] = ()) -> Any:
