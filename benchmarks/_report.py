@@ -1,0 +1,296 @@
+"""Turning measurements into the console summary and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from _harness import (
+    APIRECORDER,
+    FLOOR,
+    LIVE,
+    SDK_BUILD,
+    VCRPY,
+    Measurement,
+    human_bytes,
+    human_time,
+)
+
+#: apirecorder may cost at most this many times the floor.
+FLOOR_TARGET = 2.0
+#: Per-call cost with the most recordings, against the cost with the fewest.
+STORAGE_TARGET = 1.5
+#: Record overhead against the live call.
+RECORD_TARGET = 0.10
+
+
+@dataclass
+class Verdict:
+    """One target: what it asks, what was measured, and whether it was met."""
+
+    workload: str
+    target: str
+    measured: str
+    met: bool
+    miss: str = ""  # by how much, when missed
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def fmt_ratio(value: float | None, suffix: str = "x") -> str:
+    return (
+        "-" if value is None else f"{value:.1f}{suffix}" if value >= 10 else f"{value:.2f}{suffix}"
+    )
+
+
+def fmt_time(value: float | None) -> str:
+    return "-" if value is None else human_time(value)
+
+
+def verdicts(measurements: list[Measurement]) -> list[Verdict]:
+    """Every target of the issue, checked against these measurements."""
+    found: list[Verdict] = []
+    storage = [m for m in measurements if m.kind == "storage"]
+    for m in measurements:
+        if m.kind == "replay":
+            speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
+            if m.target is not None and speedup is not None:
+                found.append(
+                    Verdict(
+                        m.workload,
+                        f"VCR.py / apirecorder ≥ {m.target:g}x",
+                        fmt_ratio(speedup),
+                        speedup >= m.target,
+                        f"{m.target / speedup:.2f}x short of the target"
+                        if speedup < m.target
+                        else "",
+                    )
+                )
+            to_floor = ratio(m.get(APIRECORDER), m.get(FLOOR))
+            if to_floor is not None:
+                found.append(
+                    Verdict(
+                        m.workload,
+                        f"apirecorder / floor ≤ {FLOOR_TARGET:g}x",
+                        fmt_ratio(to_floor),
+                        to_floor <= FLOOR_TARGET,
+                        f"{to_floor / FLOOR_TARGET:.2f}x over the target"
+                        if to_floor > FLOOR_TARGET
+                        else "",
+                    )
+                )
+        elif m.kind == "record":
+            overhead = ratio(m.get(APIRECORDER), m.get(LIVE))
+            if overhead is not None:
+                extra = overhead - 1
+                found.append(
+                    Verdict(
+                        m.workload,
+                        f"record overhead < {RECORD_TARGET:.0%} of the live call",
+                        f"{extra:+.1%}",
+                        extra < RECORD_TARGET,
+                        f"{extra - RECORD_TARGET:.1%} points over"
+                        if extra >= RECORD_TARGET
+                        else "",
+                    )
+                )
+            speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
+            if speedup is not None:
+                found.append(
+                    Verdict(
+                        m.workload,
+                        "faster than VCR.py",
+                        fmt_ratio(speedup),
+                        speedup > 1,
+                        f"{1 / speedup:.2f}x slower" if speedup <= 1 else "",
+                    )
+                )
+        elif m.kind == "storage":
+            speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
+            if speedup is not None:
+                found.append(
+                    Verdict(
+                        f"per-call replay, {m.workload}",
+                        "faster than VCR.py",
+                        fmt_ratio(speedup),
+                        speedup > 1,
+                        f"{1 / speedup:.2f}x slower" if speedup <= 1 else "",
+                    )
+                )
+    ours = [m for m in storage if m.get(APIRECORDER) is not None]
+    if len(ours) >= 2:
+        smallest, largest = ours[0], ours[-1]
+        growth = ratio(largest.get(APIRECORDER), smallest.get(APIRECORDER))
+        if growth is not None:
+            found.append(
+                Verdict(
+                    f"per-call replay, {largest.workload} vs {smallest.workload}",
+                    f"within {STORAGE_TARGET:g}x",
+                    fmt_ratio(growth),
+                    growth <= STORAGE_TARGET,
+                    f"{growth / STORAGE_TARGET:.2f}x over the target"
+                    if growth > STORAGE_TARGET
+                    else "",
+                )
+            )
+    return found
+
+
+def console_line(m: Measurement) -> str:
+    """One measurement as a line for the terminal."""
+    if m.kind == "memory":
+        parts = [f"{tool} {human_bytes(value)}" for tool, value in m.medians.items()]
+        speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
+        return f"{m.workload}: " + ", ".join(parts) + f"  (VCR.py/apirecorder {fmt_ratio(speedup)})"
+    parts = [f"{tool} {human_time(value)}/{m.unit}" for tool, value in m.medians.items()]
+    line = f"{m.workload}: " + ", ".join(parts)
+    speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
+    if speedup is not None:
+        line += f"  (VCR.py/apirecorder {fmt_ratio(speedup)}"
+        to_floor = ratio(m.get(APIRECORDER), m.get(FLOOR))
+        if to_floor is not None:
+            line += f", apirecorder/floor {fmt_ratio(to_floor)}"
+        line += ")"
+    if m.kind == "record":
+        overhead = ratio(m.get(APIRECORDER), m.get(LIVE))
+        if overhead is not None:
+            line += f"  record overhead {overhead - 1:+.1%}"
+    return line
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def replay_table(measurements: list[Measurement]) -> list[str]:
+    rows = []
+    for m in measurements:
+        if m.kind != "replay":
+            continue
+        rows.append(
+            [
+                m.workload,
+                m.unit,
+                fmt_time(m.get(APIRECORDER)),
+                fmt_time(m.get(VCRPY)),
+                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                fmt_time(m.get(FLOOR)),
+                fmt_ratio(ratio(m.get(APIRECORDER), m.get(FLOOR))),
+                fmt_time(m.get(SDK_BUILD)),
+            ]
+        )
+    header = [
+        "workload",
+        "per",
+        "apirecorder",
+        "VCR.py",
+        "VCR.py / apirecorder",
+        "floor",
+        "apirecorder / floor",
+        "SDK build",
+    ]
+    return _table(header, rows) if rows else []
+
+
+def storage_table(measurements: list[Measurement]) -> list[str]:
+    storage = [m for m in measurements if m.kind == "storage"]
+    if not storage:
+        return []
+    base = next((m.get(APIRECORDER) for m in storage if m.get(APIRECORDER) is not None), None)
+    rows = []
+    for m in storage:
+        rows.append(
+            [
+                f"{int(m.extra['count']):,}",
+                fmt_time(m.get(APIRECORDER)),
+                fmt_ratio(ratio(m.get(APIRECORDER), base)),
+                fmt_time(m.get(VCRPY)),
+                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+            ]
+        )
+    header = [
+        "recordings (files / cassette interactions)",
+        "apirecorder per call",
+        "vs the smallest",
+        "VCR.py per call",
+        "VCR.py / apirecorder",
+    ]
+    return _table(header, rows)
+
+
+def record_table(measurements: list[Measurement]) -> list[str]:
+    rows = []
+    for m in measurements:
+        if m.kind != "record":
+            continue
+        live = m.get(LIVE)
+        rows.append(
+            [
+                m.workload,
+                fmt_time(live),
+                fmt_time(m.get(APIRECORDER)),
+                f"{(ratio(m.get(APIRECORDER), live) or 1) - 1:+.1%}",
+                fmt_time(m.get(VCRPY)),
+                f"{(ratio(m.get(VCRPY), live) or 1) - 1:+.1%}",
+                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+            ]
+        )
+    header = [
+        "workload",
+        "live call",
+        "apirecorder record",
+        "overhead",
+        "VCR.py record",
+        "overhead",
+        "VCR.py / apirecorder",
+    ]
+    return _table(header, rows) if rows else []
+
+
+def memory_table(measurements: list[Measurement]) -> list[str]:
+    rows = []
+    for m in measurements:
+        if m.kind != "memory":
+            continue
+        rows.append(
+            [
+                m.workload,
+                human_bytes(m.extra.get("file_size", 0)),
+                human_bytes(m.get(APIRECORDER) or 0),
+                human_bytes(m.get(VCRPY) or 0),
+                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                human_bytes(m.get(FLOOR) or 0),
+                human_bytes(m.get(SDK_BUILD) or 0),
+            ]
+        )
+    header = [
+        "workload",
+        "recording file",
+        "apirecorder peak",
+        "VCR.py peak",
+        "VCR.py / apirecorder",
+        "floor peak",
+        "SDK build peak",
+    ]
+    return _table(header, rows) if rows else []
+
+
+def verdict_table(found: list[Verdict]) -> list[str]:
+    rows = [
+        [v.workload, v.target, v.measured, "met" if v.met else f"**missed** ({v.miss})"]
+        for v in found
+    ]
+    return _table(["workload", "target", "measured", "result"], rows) if rows else []
+
+
+def notes(measurements: list[Measurement]) -> list[str]:
+    lines = []
+    for m in measurements:
+        for note in m.notes:
+            lines.append(f"- {m.workload}: {note}")
+    return lines

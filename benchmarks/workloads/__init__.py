@@ -1,0 +1,15 @@
+"""The benchmark workloads, each a module with ``run(bench, sizes) -> list[Measurement]``."""
+
+from . import chat, embeddings, memory, record, storage_size, streams
+
+#: name -> module, in the order they run and appear in BENCHMARKS.md
+WORKLOADS = {
+    "chat": chat,
+    "streams": streams,
+    "embeddings": embeddings,
+    "storage": storage_size,
+    "record": record,
+    "memory": memory,
+}
+
+__all__ = ["WORKLOADS"]

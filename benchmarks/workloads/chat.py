@@ -1,0 +1,63 @@
+"""Replay of non-streaming chat completions spread over many tests (10 calls per test)."""
+
+from __future__ import annotations
+
+from _harness import APIRECORDER, VCRPY, Measurement, human_time, time_rounds
+from _scenario import Bench, BenchTest, Sizes, chat_call, compare_replay, offline
+
+import apirecorder
+
+
+def make_tests(count: int, calls: int) -> list[BenchTest]:
+    return [
+        BenchTest(
+            f"test_chat_{t}",
+            [chat_call(f"Test {t}, question {c}: name a colour.") for c in range(calls)],
+        )
+        for t in range(count)
+    ]
+
+
+def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
+    tests = make_tests(sizes.chat_tests, sizes.chat_calls)
+    total = sizes.chat_tests * sizes.chat_calls
+    name = f"{total:,} chat completions over {sizes.chat_tests} tests"
+    measurement = compare_replay(
+        bench, "chat", name, tests, rounds=sizes.rounds, unit="call", units=total
+    )
+    measurement.target = 10.0
+    measurement.extra.update(per_test_setup(bench, tests, sizes))
+    measurement.notes.append(
+        "per-test set-up alone (no call): apirecorder "
+        f"{human_time(measurement.extra[APIRECORDER + ' setup'])} (entering and leaving "
+        "`recording()`, which installs and removes every interceptor), VCR.py "
+        f"{human_time(measurement.extra[VCRPY + ' setup'])} (loading and parsing the "
+        "cassette, patching its transports)"
+    )
+    return [measurement]
+
+
+def per_test_setup(bench: Bench, tests: list[BenchTest], sizes: Sizes) -> dict[str, float]:
+    """What entering and leaving a test costs each tool, with no call made."""
+    root, cassettes = bench.folders("chat")
+
+    def apirecorder_setup() -> None:
+        for test in tests:
+            with (
+                apirecorder.recording(mode="replay", root=root),
+                apirecorder.test_context(test.test_id),
+            ):
+                pass
+
+    def vcr_setup() -> None:
+        for test in tests:
+            with bench.vcr.use_cassette(str(test.cassette(cassettes)), record_mode="none"):
+                pass
+
+    with offline(bench):
+        medians, _ = time_rounds(
+            {APIRECORDER: apirecorder_setup, VCRPY: vcr_setup},
+            rounds=sizes.rounds,
+            units=len(tests),
+        )
+    return {f"{tool} setup": value for tool, value in medians.items()}
