@@ -197,6 +197,10 @@ BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda p: _rewrite(p, lambda d: d["response"].update(is_streaming=True)),
         "response.body must be a list of chunks when is_streaming is true",
     ),
+    "not a stream though the call asked for one": (
+        lambda p: _rewrite(p, lambda d: d["request"]["body"].update(stream=True)),
+        "request.body.stream is true but response.is_streaming is not",
+    ),
     "is_streaming not a boolean": (
         lambda p: _rewrite(p, lambda d: d["response"].update(is_streaming="yes")),
         "response.is_streaming must be true or false",

@@ -150,21 +150,30 @@ def parse_recording(raw: bytes, path: Path) -> Recording:
             f"format_version {version!r} is not known to this apirecorder release "
             f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
         )
-    _check_response(data["response"], path)
+    _check_response(data["request"], data["response"], path)
     mapping = data.get("id_normalization_mapping")
     if mapping:
         data = _apply_id_mapping(data, mapping, path)
     return Recording(path, data)
 
 
-def _check_response(response: dict[str, Any], path: Path) -> None:
-    # Cheap top-level checks, so a replay never hands a test an empty stream or a half-built
-    # error because a file was hand-edited; typed values are checked as they are rebuilt.
+def _check_response(request: dict[str, Any], response: dict[str, Any], path: Path) -> None:
+    # Cheap top-level checks, so a replay never hands a test an empty stream, a single object
+    # for a stream, or a half-built error because a file was hand-edited; typed values are
+    # checked as they are rebuilt.
     for flag in ("is_streaming", "is_exception"):
         if response.get(flag) not in (None, True, False):
             raise RecordingFormatError(
                 path, f"response.{flag} must be true or false, found {response[flag]!r}"
             )
+    body = request.get("body")
+    asked_stream = isinstance(body, dict) and body.get("stream") is True
+    if asked_stream and not response.get("is_streaming") and not response.get("is_exception"):
+        raise RecordingFormatError(
+            path,
+            "request.body.stream is true but response.is_streaming is not; the recorded "
+            "response is not a stream: re-record this file",
+        )
     if response.get("is_streaming") and not isinstance(response.get("body"), list):
         raise RecordingFormatError(
             path,
