@@ -15,8 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
+import apirecorder
 from apirecorder._storage import load_recording
 from tests.upstream import Request, Response, Upstream, json_response
 
@@ -190,7 +192,16 @@ KILLED_WRITER = textwrap.dedent(
 
 
 def _record_old_file(url: str, folder: Path) -> Path:
-    _finish(_python(RECORD_ONE, url, str(folder), "A", "1", "1"))
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0)
+    with (
+        apirecorder.test_context("tests/test_race.py::race"),
+        apirecorder.recording("record", folder),
+    ):
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "race"}],
+            extra_headers={"X-Writer": "A"},
+        )
     (path,) = folder.glob("*.json")
     return path
 
@@ -330,8 +341,6 @@ def _files(base: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module", autouse=True)
 def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Import the interceptors before pytester snapshots sys.modules (see test_pytest_plugin)."""
-    import apirecorder
-
     with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
         pass
 
