@@ -23,12 +23,15 @@ import openai
 import pytest
 import requests
 import tavily  # type: ignore[import-untyped]
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 import apirecorder
 from apirecorder._cli import main as cli_main
 from apirecorder._hashing import inference_request_hash
 from apirecorder._recorder import Session
 from apirecorder._redaction import PLACEHOLDER, contains_placeholder, redact_recording
+from tests.mcp_servers import notes_server
 from tests.upstream import Upstream
 
 pytest_plugins = ["pytester"]
@@ -466,7 +469,18 @@ async def _aiohttp_calls(url: str) -> dict[str, Any]:
         return dict(await response.json())
 
 
-def _make_every_call(url: str) -> list[Any]:
+async def _mcp_calls(url: str) -> list[Any]:
+    async with (
+        apirecorder.mcp_client(streamable_http_client(url)) as (read, write),
+        ClientSession(read, write) as mcp_session,
+    ):
+        await mcp_session.initialize()
+        missing = await mcp_session.call_tool("find_note", {"title": CUSTOM_SECRET})
+        prompt = await mcp_session.get_prompt("summarize", {"title": f"x {GROQ_KEY}"})
+        return [missing.model_dump(mode="json"), prompt.model_dump(mode="json")]
+
+
+def _make_every_call(url: str, mcp_url: str) -> list[Any]:
     """One call per layer, each carrying keys in its headers, query, body or arguments."""
     results: list[Any] = []
     # The OpenAI SDK layer (key from the environment, echoed back in the answer).
@@ -510,6 +524,8 @@ def _make_every_call(url: str) -> list[Any]:
     results.append(corp_lookup("saturn", api_key=CUSTOM_SECRET))
     search = tavily.TavilyClient(api_key=TAVILY_KEY, api_base_url=url)
     results.append(search.search(f"rings {TAVILY_KEY}", max_results=1)["results"][0]["title"])
+    # MCP: tool and prompt arguments, echoed back in an error and a prompt.
+    results.append(asyncio.run(_mcp_calls(mcp_url)))
     return results
 
 
@@ -549,8 +565,12 @@ def test_every_layer_keeps_every_key_off_disk(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = tmp_path / "recordings"
-    with apirecorder.test_context(TEST_ID), _every_layer_session("record", folder):
-        live = _make_every_call(upstream.url)
+    with (
+        notes_server.serve() as mcp_url,
+        apirecorder.test_context(TEST_ID),
+        _every_layer_session("record", folder),
+    ):
+        live = _make_every_call(upstream.url, mcp_url)
     files = sorted(folder.glob("*.json"))
     assert sorted(_layer(json.loads(p.read_bytes())["request"]) for p in files) == [
         "http GET /misc/headers",
@@ -562,6 +582,9 @@ def test_every_layer_keeps_every_key_off_disk(
         "sdk /api/chat",
         "sdk /v1/chat/completions",
         "tool corp.lookup",
+        "tool mcp:/mcp.initialize",
+        "tool mcp:/mcp.prompts/get",
+        "tool mcp:/mcp.tools/call",
         "tool tavily.web_search",
     ]
     assert _leaks(folder) == []
@@ -569,15 +592,16 @@ def test_every_layer_keeps_every_key_off_disk(
     # apirecorder scan agrees: nothing found, with the same keys in the environment.
     capsys.readouterr()
     assert cli_main(["scan", str(folder)]) == 0
-    assert "no secrets found in 10 file(s)" in capsys.readouterr().err
+    assert "no secrets found in 13 file(s)" in capsys.readouterr().err
 
-    # Every layer replays offline from the redacted files.
+    # Every layer replays offline from the redacted files (nothing listens on port 9).
     url = upstream.url
     upstream.stop()
     with apirecorder.test_context(TEST_ID), _every_layer_session("replay", folder):
-        replayed = _make_every_call(url)
+        replayed = _make_every_call(url, "http://127.0.0.1:9/mcp")
     assert len(replayed) == len(live)
     assert replayed[0] == f"Echo: my key is {R}"
+    assert replayed[-1][0]["content"][0]["text"].endswith(f"no note titled '{R}'")
 
     # A key planted by hand is found, named and masked.
     planted = files[0]
