@@ -35,6 +35,8 @@ class Measurement:
     target: float | None = None
     #: Free-form numbers a table needs (recording counts and the like).
     extra: dict[str, float] = field(default_factory=dict)
+    #: A short stable name ("chat", "stream-long", "record-disk", ...) for explanations.
+    key: str = ""
 
     def get(self, tool: str) -> float | None:
         return self.medians.get(tool)
@@ -102,6 +104,9 @@ def machine_description() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "Python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "OS": platform.platform(),
+        "load average (1, 5, 15 min) at start": ", ".join(
+            f"{x:.2f}" for x in (os.getloadavg() if hasattr(os, "getloadavg") else ())
+        ),
     }
 
 

@@ -32,6 +32,8 @@ class Verdict:
     measured: str
     met: bool
     miss: str = ""  # by how much, when missed
+    key: str = ""  # "<measurement key>/<aspect>", to find the explanation of a miss
+    measurement: Measurement | None = None
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -67,6 +69,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                         f"{m.target / speedup:.2f}x short of the target"
                         if speedup < m.target
                         else "",
+                        f"{m.key}/speed",
+                        m,
                     )
                 )
             to_floor = ratio(m.get(APIRECORDER), m.get(FLOOR))
@@ -80,6 +84,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                         f"{to_floor / FLOOR_TARGET:.2f}x over the target"
                         if to_floor > FLOOR_TARGET
                         else "",
+                        f"{m.key}/floor",
+                        m,
                     )
                 )
         elif m.kind == "record":
@@ -95,6 +101,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                         f"{extra - RECORD_TARGET:.1%} points over"
                         if extra >= RECORD_TARGET
                         else "",
+                        f"{m.key}/overhead",
+                        m,
                     )
                 )
             speedup = ratio(m.get(VCRPY), m.get(APIRECORDER))
@@ -106,6 +114,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                         fmt_ratio(speedup),
                         speedup > 1,
                         f"{1 / speedup:.2f}x slower" if speedup <= 1 else "",
+                        f"{m.key}/speed",
+                        m,
                     )
                 )
         elif m.kind == "storage":
@@ -118,6 +128,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                         fmt_ratio(speedup),
                         speedup > 1,
                         f"{1 / speedup:.2f}x slower" if speedup <= 1 else "",
+                        f"{m.key}/speed",
+                        m,
                     )
                 )
     ours = [m for m in storage if m.get(APIRECORDER) is not None]
@@ -134,6 +146,8 @@ def verdicts(measurements: list[Measurement]) -> list[Verdict]:
                     f"{growth / STORAGE_TARGET:.2f}x over the target"
                     if growth > STORAGE_TARGET
                     else "",
+                    "storage/growth",
+                    largest,
                 )
             )
     return found
@@ -161,6 +175,10 @@ def console_line(m: Measurement) -> str:
     return line
 
 
+def _bold(text: str) -> str:
+    return text if text == "-" else f"**{text}**"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -178,7 +196,7 @@ def replay_table(measurements: list[Measurement]) -> list[str]:
                 m.unit,
                 fmt_time(m.get(APIRECORDER)),
                 fmt_time(m.get(VCRPY)),
-                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                _bold(fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))),
                 fmt_time(m.get(FLOOR)),
                 fmt_ratio(ratio(m.get(APIRECORDER), m.get(FLOOR))),
                 fmt_time(m.get(SDK_BUILD)),
@@ -210,7 +228,7 @@ def storage_table(measurements: list[Measurement]) -> list[str]:
                 fmt_time(m.get(APIRECORDER)),
                 fmt_ratio(ratio(m.get(APIRECORDER), base)),
                 fmt_time(m.get(VCRPY)),
-                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                _bold(fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))),
             ]
         )
     header = [
@@ -237,7 +255,7 @@ def record_table(measurements: list[Measurement]) -> list[str]:
                 f"{(ratio(m.get(APIRECORDER), live) or 1) - 1:+.1%}",
                 fmt_time(m.get(VCRPY)),
                 f"{(ratio(m.get(VCRPY), live) or 1) - 1:+.1%}",
-                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                _bold(fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))),
             ]
         )
     header = [
@@ -263,7 +281,7 @@ def memory_table(measurements: list[Measurement]) -> list[str]:
                 human_bytes(m.extra.get("file_size", 0)),
                 human_bytes(m.get(APIRECORDER) or 0),
                 human_bytes(m.get(VCRPY) or 0),
-                f"**{fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))}**",
+                _bold(fmt_ratio(ratio(m.get(VCRPY), m.get(APIRECORDER)))),
                 human_bytes(m.get(FLOOR) or 0),
                 human_bytes(m.get(SDK_BUILD) or 0),
             ]

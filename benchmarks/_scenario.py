@@ -9,7 +9,6 @@ apirecorder the way its pytest plugin runs a test (one ``recording()`` block and
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import apirecorder
+from apirecorder._storage import _loads as parse_json  # the parser replay uses
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -242,10 +242,11 @@ class Bench:
 def floor_objects(path: Path, call: CallSpec) -> Any:
     """The floor of one replay: read the file, parse it with json, validate the SDK objects.
 
+    The parser is the one apirecorder uses (pydantic-core's when installed, else json), and
     pydantic-core's ``model_validate`` is the fastest way to build the SDK's own classes
     from that data; replay cannot do less work than this.
     """
-    data = json.loads(path.read_bytes())
+    data = parse_json(path.read_bytes())
     body = data["response"]["body"]
     if call.streams:
         validate = FLOOR_TYPES["stream"].model_validate
@@ -259,7 +260,7 @@ def sdk_objects(path: Path, call: CallSpec) -> Any:
     This is how the SDK turns wire JSON into objects (what VCR.py pays on every replay),
     and the reference a replayed object must be identical to.
     """
-    data = json.loads(path.read_bytes())
+    data = parse_json(path.read_bytes())
     body = data["response"]["body"]
     if call.streams:
         cls = FLOOR_TYPES["stream"]
@@ -361,4 +362,4 @@ def compare_replay(
             rounds=rounds,
             units=units,
         )
-    return Measurement(workload, unit, medians, samples)
+    return Measurement(workload, unit, medians, samples, key=label)

@@ -32,14 +32,18 @@ def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
         f"{human_time(measurement.extra[APIRECORDER + ' setup'])} (entering and leaving "
         "`recording()`, which installs and removes every interceptor), VCR.py "
         f"{human_time(measurement.extra[VCRPY + ' setup'])} (loading and parsing the "
-        "cassette, patching its transports)"
+        "cassette, patching its transports); apirecorder per call with that set-up left "
+        f"out (all tests in one recording block): "
+        f"{human_time(measurement.extra[APIRECORDER + ' calls only'])}"
     )
     return [measurement]
 
 
 def per_test_setup(bench: Bench, tests: list[BenchTest], sizes: Sizes) -> dict[str, float]:
-    """What entering and leaving a test costs each tool, with no call made."""
+    """What entering and leaving a test costs each tool with no call made, and what a call
+    costs apirecorder with the set-up left out (every test inside one recording block)."""
     root, cassettes = bench.folders("chat")
+    client = bench.client
 
     def apirecorder_setup() -> None:
         for test in tests:
@@ -54,10 +58,25 @@ def per_test_setup(bench: Bench, tests: list[BenchTest], sizes: Sizes) -> dict[s
             with bench.vcr.use_cassette(str(test.cassette(cassettes)), record_mode="none"):
                 pass
 
+    def calls_only() -> None:
+        with apirecorder.recording(mode="replay", root=root):
+            for test in tests:
+                with apirecorder.test_context(test.test_id):
+                    for call in test.calls:
+                        call.run(client)
+
     with offline(bench):
-        medians, _ = time_rounds(
+        setup, _ = time_rounds(
             {APIRECORDER: apirecorder_setup, VCRPY: vcr_setup},
             rounds=sizes.rounds,
             units=len(tests),
         )
-    return {f"{tool} setup": value for tool, value in medians.items()}
+        steady, _ = time_rounds(
+            {APIRECORDER: calls_only},
+            rounds=sizes.rounds,
+            units=sum(len(test.calls) for test in tests),
+        )
+    return {
+        **{f"{tool} setup": value for tool, value in setup.items()},
+        f"{APIRECORDER} calls only": steady[APIRECORDER],
+    }

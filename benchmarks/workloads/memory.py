@@ -41,6 +41,7 @@ def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
             "bytes",
             peaks,
             kind="memory",
+            key="memory",
             extra={"file_size": float(size)},
         )
     ]

@@ -72,4 +72,5 @@ def measure(bench: Bench, sizes: Sizes, root: Path, cassettes: Path, where: str)
         medians,
         samples,
         kind="record",
+        key=f"record-{where}",
     )

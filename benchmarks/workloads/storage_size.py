@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import APIRECORDER, VCRPY, Measurement, time_rounds
+from _harness import APIRECORDER, VCRPY, Measurement, human_time, time_rounds
 from _scenario import Bench, BenchTest, Sizes, chat_call, offline
 from vcr.serializers import yamlserializer
 
@@ -58,6 +58,29 @@ def write_cassette(template: Path, target: Path, size: int) -> None:
     target.write_text(
         yamlserializer.serialize({**data, "interactions": interactions}), encoding="utf-8"
     )
+
+
+def note_extrapolation(results: list[Measurement]) -> None:
+    """Say what VCR.py would cost at the sizes it was not run at, by its measured growth."""
+    timed = [m for m in results if m.get(VCRPY) is not None]
+    untimed = [m for m in results if m.get(VCRPY) is None and m.get(APIRECORDER) is not None]
+    if len(timed) < 2 or not untimed:
+        return
+    (small, large) = timed[-2:]
+    slope = ((large.get(VCRPY) or 0) - (small.get(VCRPY) or 0)) / (
+        large.extra["count"] - small.extra["count"]
+    )
+    for m in untimed:
+        if m.extra["count"] <= large.extra["count"]:
+            continue
+        estimate = (large.get(VCRPY) or 0) + slope * (m.extra["count"] - large.extra["count"])
+        m.notes.append(
+            f"VCR.py not run with a {int(m.extra['count']):,}-interaction cassette, to keep "
+            "the run short; extrapolating its linear growth between "
+            f"{int(small.extra['count']):,} and {int(large.extra['count']):,} interactions "
+            f"gives about {human_time(estimate)} per call, "
+            f"{estimate / (m.get(APIRECORDER) or 1):,.0f}x apirecorder"
+        )
 
 
 def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
@@ -121,9 +144,11 @@ def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
                         samples,
                         notes=notes,
                         kind="storage",
+                        key="storage",
                         extra={"count": float(count)},
                     )
                 )
+        note_extrapolation(results)
     finally:
         started = time.perf_counter()
         shutil.rmtree(root, ignore_errors=True)
