@@ -42,7 +42,9 @@ def test_import_does_not_import_pytest_or_client_libraries() -> None:
 
 def test_unknown_mode_lists_valid_modes(tmp_path: object) -> None:
     with (
-        pytest.raises(ValueError, match="unknown apirecorder mode 'replya'; valid modes are") as err,
+        pytest.raises(
+            ValueError, match="unknown apirecorder mode 'replya'; valid modes are"
+        ) as err,
         apirecorder.recording("replya", str(tmp_path)),
     ):
         pass
