@@ -66,3 +66,11 @@ def test_test_context_nests_and_resets() -> None:
             assert apirecorder.current_test_id() == "a.py::t2"
         assert apirecorder.current_test_id() == "a.py::t1"
     assert apirecorder.current_test_id() is None
+
+
+def test_a_single_host_name_is_not_split_into_characters(tmp_path: object) -> None:
+    with apirecorder.recording(
+        "replay", str(tmp_path), ignore_hosts="db.local", hosts_under_test=["app.local"]
+    ) as session:
+        assert session.ignore_hosts == ("db.local",)
+        assert session.hosts_under_test == ("app.local",)

@@ -367,9 +367,9 @@ def recording(
         mode=resolved,
         storage=storage,
         normalizers=tuple(normalizers),
-        ignore_hosts=tuple(ignore_hosts),
-        hosts_under_test=tuple(hosts_under_test),
-        allowed_types=tuple(allowed_types),
+        ignore_hosts=_names(ignore_hosts),
+        hosts_under_test=_names(hosts_under_test),
+        allowed_types=_names(allowed_types),
         options=options,
     )
     from ._network import session_guard  # local: network blocking is optional policy
@@ -381,6 +381,11 @@ def recording(
             yield session
     finally:
         _pop(session)
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    # A single name is a common slip for a one-item list; never split it into characters.
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _push(session: Session) -> None:
