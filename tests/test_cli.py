@@ -402,6 +402,22 @@ def test_verify_passes_on_the_fixtures_and_on_made_recordings(
     assert (code, out) == (0, "9 recordings checked: no problems.\n")
 
 
+def test_verify_accepts_a_recording_whose_request_was_redacted(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = openai.OpenAI(base_url=f"{upstream.url}/v1", api_key="sk-test", max_retries=0)
+    with apirecorder.test_context("t.py::t"), apirecorder.recording("record", tmp_path):
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"api_key": "sk-proj-abcdefghijklmnopqrstuvwxyz0123"},
+        )
+    (path,) = tmp_path.glob("*.json")
+    assert "sk-proj-abc" not in path.read_text()
+    code, out, _ = run(capsys, "verify", str(tmp_path))
+    assert (code, out) == (0, "1 recording checked: no problems.\n")
+
+
 def test_verify_names_a_type_outside_the_allow_list(
     fixtures: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
