@@ -89,7 +89,7 @@ for case in json.load(sys.stdin):
 """
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
 @given(
     cases=st.lists(
         st.fixed_dictionaries({"body": BODIES, "test_id": st.one_of(st.none(), TEXT)}),
