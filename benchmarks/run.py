@@ -27,6 +27,7 @@ import fidelity
 from _harness import (
     APIRECORDER,
     FLOOR,
+    LIVE,
     Measurement,
     human_time,
     machine_description,
@@ -69,12 +70,30 @@ def _why_replay_floor(m: Measurement, all_: list[Measurement]) -> str:
         "interception around `create()` and the lookup's bookkeeping (about 10-20 µs). "
         "Per test: entering and leaving `recording()`, as the pytest plugin does for "
         f"every test, installs and removes every interceptor ({per_test} per test here, "
-        "spread over its calls); over half of that is the Ollama interceptor's "
-        "`install()`, which calls `inspect.signature` on every method it patches, every "
-        "session (computing those once would save it). With the set-up left out (all "
-        f"tests in one recording block) a chat call costs "
+        f"spread over its calls); the costliest part is {_costliest_install(all_)}. "
+        "With the set-up left out (all tests in one recording block) a chat call costs "
         f"{_extra(all_, 'chat', APIRECORDER + ' calls only')}."
     )
+
+
+def _costliest_install(all_: list[Measurement]) -> str:
+    chat = next((m for m in all_ if m.key == "chat"), None)
+    installs = {
+        k[len("install ") :]: v
+        for k, v in (chat.extra.items() if chat else ())
+        if k.startswith("install ")
+    }
+    if not installs:
+        return "not measured"
+    name, cost = max(installs.items(), key=lambda item: item[1])
+    total = human_time(sum(installs.values()))
+    text = f"the {name} interceptor's `install()` ({human_time(cost)} of {total} for all)"
+    if name.startswith("ollama"):
+        text += (
+            ", which calls `inspect.signature` on every method it patches, every session "
+            "(computing those once, at import, would save it)"
+        )
+    return text
 
 
 def _why_stream_speed(m: Measurement, all_: list[Measurement]) -> str:
@@ -88,22 +107,27 @@ def _why_stream_speed(m: Measurement, all_: list[Measurement]) -> str:
 
 
 def _why_record_overhead(m: Measurement, all_: list[Measurement]) -> str:
+    live = m.get(LIVE) or 0.0
+    extra = (m.get(APIRECORDER) or 0.0) - live
+    at_300ms = extra / 0.3
     if m.key == "record-disk":
         return (
-            "Record overhead on disk: every recording is written the crash-safe way "
+            f"Record overhead on disk: recording adds {human_time(extra)} per call to a "
+            f"{human_time(live)} live call. Every recording is written the crash-safe way "
             "(temporary file, fsync, rename; DESIGN section 8), and on this machine's disk "
-            "that fsync and rename cost milliseconds per file, several times a 127.0.0.1 "
-            "call that answers in about a millisecond. Against a real provider, whose "
-            "calls take hundreds of milliseconds, the same cost is a few percent. VCR.py "
-            "writes one cassette per test when the test ends, without fsync."
+            "the fsync and rename are most of that (compare the same run on tmpfs). "
+            "Against a local upstream that answers in about a millisecond that is a large "
+            f"share; against a provider call of 300 ms it would be {at_300ms:.1%}. "
+            "VCR.py writes one cassette per test when the test ends, without fsync."
         )
     return (
-        "Record overhead on tmpfs (no disk cost left): the CPU work of recording, about "
-        "0.2-0.5 ms per call: serializing the response (model_dump), the secret scan "
-        "before writing (redaction), the 2-space-indented JSON dump (json.dumps with "
-        "indent runs the pure-Python encoder), the atomic write itself, and the "
-        "per-test set-up. It is measured against a live call to a local upstream that "
-        "answers in about a millisecond; against a real provider it is well under 1%."
+        f"Record overhead on tmpfs (no disk cost left): recording adds {human_time(extra)} "
+        f"per call to a {human_time(live)} live call, the CPU work of recording: "
+        "serializing the response (model_dump), the secret scan before writing "
+        "(redaction), the 2-space-indented JSON dump (json.dumps with an indent runs the "
+        "pure-Python encoder), the atomic write, the request key, and the per-test "
+        "set-up spread over the test's calls. Against a provider call of 300 ms it "
+        f"would be {at_300ms:.2%}."
     )
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import statistics
+import time
+from contextlib import ExitStack
+
 from _harness import APIRECORDER, VCRPY, Measurement, human_time, time_rounds
 from _scenario import Bench, BenchTest, Sizes, chat_call, compare_replay, offline
 
 import apirecorder
+from apirecorder._interceptors import INTERCEPTORS
 
 
 def make_tests(count: int, calls: int) -> list[BenchTest]:
@@ -35,6 +42,13 @@ def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
         "cassette, patching its transports); apirecorder per call with that set-up left "
         f"out (all tests in one recording block): "
         f"{human_time(measurement.extra[APIRECORDER + ' calls only'])}"
+    )
+    installs = {
+        k[len("install ") :]: v for k, v in measurement.extra.items() if k.startswith("install ")
+    }
+    measurement.notes.append(
+        "installing and removing each interceptor once (part of every test's set-up): "
+        + ", ".join(f"{name} {human_time(cost)}" for name, cost in installs.items())
     )
     return [measurement]
 
@@ -79,4 +93,23 @@ def per_test_setup(bench: Bench, tests: list[BenchTest], sizes: Sizes) -> dict[s
     return {
         **{f"{tool} setup": value for tool, value in setup.items()},
         f"{APIRECORDER} calls only": steady[APIRECORDER],
+        **{f"install {name}": cost for name, cost in install_costs().items()},
     }
+
+
+def install_costs(repeats: int = 200) -> dict[str, float]:
+    """Median cost of installing and removing each interceptor once (what every test pays)."""
+    costs: dict[str, float] = {}
+    for module_name, library in INTERCEPTORS:
+        if importlib.util.find_spec(library) is None:
+            continue
+        module = importlib.import_module(f"apirecorder._interceptors.{module_name}")
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            with ExitStack() as stack:
+                module.install(stack)
+            samples.append(time.perf_counter() - started)
+        name = f"{module_name.lstrip('_')} ({library})"
+        costs[name] = costs.get(name, 0.0) + statistics.median(samples)
+    return costs

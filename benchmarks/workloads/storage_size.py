@@ -107,6 +107,9 @@ def run(bench: Bench, sizes: Sizes) -> list[Measurement]:
                     started = time.perf_counter()
                     add_fillers(folder, payload, present, count)
                     present = max(present, count)
+                    # Flush the new files now, so the disk writing them back does not run
+                    # under the timed replays.
+                    os.sync()
                     notes.append(
                         f"{count - calls:,} filler files written in "
                         f"{time.perf_counter() - started:.1f} s"
