@@ -462,3 +462,21 @@ def test_azure_clients_share_the_openai_layer(upstream: Upstream, tmp_path: Path
     upstream.stop()
     assert run("replay") == live == ("Echo: azure", "Echo: azure stream")
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_the_callers_own_ids_are_never_rewritten(upstream: Upstream, tmp_path: Path) -> None:
+    client = _client(upstream)
+    metadata = {"user_id": "u1", "order_id": "A-1", "session_id": "sess_2024x"}
+
+    def calls() -> list[Any]:
+        first = client.responses.create(model="gpt-4o", input="one", metadata=metadata)
+        second = client.responses.create(model="gpt-4o", input="two", metadata=metadata)
+        return [first.metadata, second.metadata]
+
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = calls()
+    bodies = [json.loads(p.read_text())["request"]["body"] for p in tmp_path.glob("*.json")]
+    assert [b["metadata"] for b in bodies] == [metadata, metadata]
+    upstream.stop()
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
+        assert calls() == live == [metadata, metadata]

@@ -154,6 +154,12 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
 
 
 _ID_PREFIX = re.compile(r"^[A-Za-z]+[_-]")
+# What a provider-made id looks like: a short word, "_" or "-", then a random-looking tail
+# with at least one digit ("call_psji79pf", "msg_8dc87511...", "chatcmpl-9x..."). Other
+# strings under *_id keys are the application's own data and are never rewritten.
+_PROVIDER_ID = re.compile(r"[A-Za-z]+[_-](?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{6,}")
+# Fields that hold the caller's own data, echoed back by the provider.
+_USER_DATA_FIELDS = frozenset({"metadata", "user", "safety_identifier", "prompt_cache_key"})
 _NESTED_TIMES = ("created", "created_at", "completed_at")
 
 
@@ -164,8 +170,9 @@ def normalize_response_data(
 
     At the top level (DESIGN 6): ``id`` becomes ``rec-<hash[:12]>`` and ``created`` 0 unless
     the object is a model; ``created_at`` becomes the epoch; Ollama durations become 0.
-    Below it, ids (``id`` and ``*_id`` strings) become ``<prefix>rec-<hash[:12]>-<n>`` and
-    numeric timestamps 0. ``id_map`` collects live id -> stable id, so a later request that
+    Below it, provider-made ids (``id`` and ``*_id`` strings shaped like ``call_x7k2...``,
+    never the caller's ``metadata``) become ``<prefix>rec-<hash[:12]>-<n>``, and numeric
+    timestamps 0. ``id_map`` collects live id -> stable id, so a later request that
     sends a live id back can be hashed with the stable one that replay will hand out.
     """
     if not isinstance(data, dict):
@@ -214,9 +221,15 @@ def _normalize_fields(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if (key == "id" or key.endswith("_id")) and isinstance(item, str) and item:
+        if key in _USER_DATA_FIELDS:
+            out[key] = item
+        elif (
+            (key == "id" or key.endswith("_id"))
+            and isinstance(item, str)
+            and (item in ids or _PROVIDER_ID.fullmatch(item))
+        ):
             stable = ids.get(item)
-            if stable is None and not item.startswith("rec-") and "rec-" not in item:
+            if stable is None and "rec-" not in item:
                 counter[0] += 1
                 match = _ID_PREFIX.match(item)
                 prefix = match.group(0) if match else ""
