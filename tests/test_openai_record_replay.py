@@ -480,3 +480,26 @@ def test_the_callers_own_ids_are_never_rewritten(upstream: Upstream, tmp_path: P
     upstream.stop()
     with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
         assert calls() == live == [metadata, metadata]
+
+
+def test_live_mode_does_not_touch_arguments_it_could_not_record(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    class Opaque:
+        """Not JSON: a recording could not hold it, but live mode never tries."""
+
+    client = _client(upstream)
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("live", tmp_path):
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=_user("hi"),
+            extra_headers={"X-Trace": "1"},
+            metadata={"k": "v"},
+            timeout=5.0,
+            extra_query={"q": "1"},
+        )
+        with pytest.raises(TypeError):  # the SDK's own error for a body it cannot encode
+            client.chat.completions.create(
+                model="gpt-4o", messages=_user("hi"), extra_body={"o": Opaque()}
+            )
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []

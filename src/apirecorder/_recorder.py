@@ -332,8 +332,12 @@ _patches: ExitStack | None = None
 
 
 def active_session() -> Session | None:
-    """The innermost active session, or None when nothing is being recorded or replayed."""
-    return _sessions[-1] if _sessions else None
+    """The innermost session that records or replays; None outside one and in live mode."""
+    if not _sessions:
+        return None
+    session = _sessions[-1]
+    # Live mode means no interception at all: every layer passes calls straight through.
+    return None if session.mode is Mode.LIVE else session
 
 
 @contextmanager
