@@ -580,3 +580,23 @@ def test_message_objects_and_python_tools_are_hashed_as_the_client_sends_them(
     assert replayed.message.tool_calls is not None
     assert live.message.tool_calls is not None
     assert replayed.message.tool_calls[0].function == live.message.tool_calls[0].function
+
+
+def test_a_shared_model_list_is_found_from_any_test_folder(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    client = ollama.Client(host=upstream.url)
+    with (
+        apirecorder.test_context("suite_a/test_x.py::t"),
+        apirecorder.recording("record", root=tmp_path),
+    ):
+        recorded = client.list()
+    (path,) = (tmp_path / "recordings").glob("models-*.json")
+    assert json.loads(path.read_text())["test_id"] is None
+    upstream.stop()
+    with (
+        apirecorder.test_context("suite_b/test_y.py::t"),
+        apirecorder.recording("replay", root=tmp_path),
+    ):
+        replayed = client.list()
+    assert [m.model for m in replayed.models] == sorted(m.model for m in recorded.models)

@@ -237,8 +237,9 @@ class Session:
 
     def save(self, call: Call, response: dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
+        shared = _shared_by_tests(call)
         record: dict[str, Any] = {
-            "test_id": None if _shared_by_tests(call) else call.test_id,
+            "test_id": None if shared else call.test_id,
             "request": call.request,
             "response": response,
             "format_version": FORMAT_VERSION,
@@ -248,7 +249,8 @@ class Session:
         if call.is_model_list:
             ids = [_model_id(item) for item in _model_items(response.get("body"))]
             name = f"models-{call.request_hash}-{model_list_digest(ids)}.json"
-        path = self.storage.path_for(name, call.test_id)
+        # A shared file goes to the shared folder, which every test's lookup tries.
+        path = self.storage.path_for(name, None if shared else call.test_id)
         self.storage.write(path, record)
         if debug_enabled():
             logger.warning("apirecorder: wrote %s", path)
