@@ -102,7 +102,7 @@ def _why_stream_speed(m: Measurement, all_: list[Measurement]) -> str:
         "building chunks with `construct_type` (compare the SDK build column), and "
         "apirecorder already replays close to its floor (reading and parsing the indented "
         "recording, then one pydantic-core validation per chunk). The rest of the gap to "
-        "the target is that floor: json.loads of the file and model_validate per chunk."
+        "the target is that floor: parsing the file and model_validate per chunk."
     )
 
 
@@ -190,8 +190,8 @@ def render(
     args: argparse.Namespace,
     fidelity_checked: int,
     elapsed: float,
+    machine: dict[str, str],
 ) -> str:
-    machine = machine_description()
     versions = package_versions()
     found = verdicts(measurements)
     command = COMMAND + (" --quick" if args.quick else "")
@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds})
     started = time.perf_counter()
-    for key, value in {**machine_description(), **package_versions()}.items():
+    machine = machine_description()  # taken once, so the load average is the one at start
+    for key, value in {**machine, **package_versions()}.items():
         print(f"{key}: {value}")
     checked, problems = fidelity.run()
     print(f"fidelity: {checked} recorded OpenAI objects rebuilt identically: {not problems}")
@@ -369,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"target {verdict.workload}: {verdict.target}: {verdict.measured} {status}")
     print(f"done in {elapsed:.0f} s")
     if not args.no_write:
-        args.output.write_text(render(measurements, sizes, args, checked, elapsed), "utf-8")
+        args.output.write_text(
+            render(measurements, sizes, args, checked, elapsed, machine), "utf-8"
+        )
         print(f"wrote {args.output}")
     return 0
 
