@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,34 @@ class _suppress_oserror:
         return isinstance(exc, OSError)
 
 
+# folder -> (its mtime in ns, the names of the model-list files in it). A model-list lookup
+# then costs one stat instead of a listing of a folder that may hold 100,000 recordings.
+_model_list_index: dict[Path, tuple[int, tuple[str, ...]]] = {}
+_index_lock = threading.Lock()
+# A folder changed this recently may change again within the same mtime tick: don't cache.
+_SETTLE_NS = 2_000_000_000
+
+
+def _model_list_names(folder: Path) -> tuple[str, ...]:
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    cached = _model_list_index.get(folder)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    with os.scandir(folder) as entries:
+        names = tuple(
+            sorted(
+                e.name for e in entries if e.name.startswith("models-") and e.name.endswith(".json")
+            )
+        )
+    if time.time_ns() - mtime > _SETTLE_NS:
+        with _index_lock:
+            _model_list_index[folder] = (mtime, names)
+    return names
+
+
 @dataclass
 class Storage:
     """Maps request hashes and test ids to recording files, in one of the two layouts."""
@@ -343,14 +372,9 @@ class Storage:
 
     @staticmethod
     def _glob(folder: Path, prefix: str) -> Iterator[Path]:
-        try:
-            entries = os.scandir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        with entries:
-            for entry in entries:
-                if entry.name.startswith(prefix) and entry.name.endswith(".json"):
-                    yield Path(entry.path)
+        for name in _model_list_names(folder):
+            if name.startswith(prefix):
+                yield folder / name
 
     def write(self, path: Path, data: dict[str, Any]) -> None:
         """Write a recording atomically and count it as used by this run."""
