@@ -74,3 +74,11 @@ def test_a_single_host_name_is_not_split_into_characters(tmp_path: object) -> No
     ) as session:
         assert session.ignore_hosts == ("db.local",)
         assert session.hosts_under_test == ("app.local",)
+
+
+def test_a_misspelled_option_is_an_error_not_silently_ignored(tmp_path: object) -> None:
+    with (
+        pytest.raises(TypeError, match="unknown option.s. block_netwrok; valid: allow_hosts, "),
+        apirecorder.recording("replay", str(tmp_path), block_netwrok=True),
+    ):
+        pass

@@ -39,6 +39,18 @@ __all__ = [
 
 logger = logging.getLogger("apirecorder")
 
+#: Options ``recording()`` passes on to the redaction and network policies (see docs).
+POLICY_OPTIONS = frozenset(
+    {
+        "allow_hosts",
+        "block_network",
+        "redact_headers",
+        "redact_json_paths",
+        "redact_patterns",
+        "secret_env_vars",
+    }
+)
+
 MODE_ENV = "APIRECORDER_MODE"
 DIR_ENV = "APIRECORDER_DIR"
 DEBUG_ENV = "APIRECORDER_DEBUG"
@@ -362,6 +374,10 @@ def recording(
     ``root`` (default: the current folder). ``tools`` are functions to record as tool calls,
     each ``"package.module:Class.method provider [name]"`` (see ``patch_tool``).
     """
+    unknown = sorted(set(options) - POLICY_OPTIONS)
+    if unknown:
+        valid = ", ".join(sorted(POLICY_OPTIONS))
+        raise TypeError(f"recording() got unknown option(s) {', '.join(unknown)}; valid: {valid}")
     resolved = parse_mode(mode if mode is not None else os.environ.get(MODE_ENV, Mode.REPLAY))
     directory = storage_dir if storage_dir is not None else os.environ.get(DIR_ENV) or None
     storage = (
