@@ -213,6 +213,16 @@ BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda p: _rewrite(p, lambda d: d.update(id_normalization_mapping={"x": '"'})),
         "id_normalization_mapping",
     ),
+    "a status code that is not a number": (
+        lambda p: _rewrite(
+            p,
+            lambda d: d["response"].update(
+                is_exception=True,
+                exception_data={"type": "BadRequestError", "status_code": "abc", "body": None},
+            ),
+        ),
+        "response.exception_data.status_code must be a whole number or null, found 'abc'",
+    ),
     "a number too long to read": (
         lambda p: p.write_text('{"request": {}, "response": {"n": ' + "1" * 5000 + "}}"),
         "not valid JSON",

@@ -210,6 +210,13 @@ def _check_response(request: dict[str, Any], response: dict[str, Any], path: Pat
         raise RecordingFormatError(
             path, f"response.exception_data must be an object, found {type(data).__name__}"
         )
+    for holder, key in ((data, "status_code"), (response, "status")):
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            where = "response.exception_data" if holder is data else "response"
+            raise RecordingFormatError(
+                path, f"{where}.{key} must be a whole number or null, found {value!r}"
+            )
 
 
 def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
