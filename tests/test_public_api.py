@@ -27,14 +27,18 @@ def test_design_names_exist() -> None:
         "test_context",
     ):
         assert name in apirecorder.__all__
-    assert issubclass(apirecorder.RecordingNotFoundError, apirecorder.ApiRecorderError)
+    for error in ("RecordingNotFoundError", "RecordingFormatError", "SerializationError"):
+        assert issubclass(getattr(apirecorder, error), apirecorder.ApiRecorderError)
+    assert issubclass(apirecorder.UnsafeTypeError, apirecorder.RecordingFormatError)
     assert [m.value for m in apirecorder.Mode] == ["live", "record", "replay", "record-if-missing"]
 
 
 def test_import_does_not_import_pytest_or_client_libraries() -> None:
     code = (
         "import sys, apirecorder; "
-        "print(sorted(m for m in ('pytest', 'openai', 'httpx2', 'ollama') if m in sys.modules))"
+        "libs = ('pytest', 'openai', 'httpx', 'httpx2', 'ollama', 'anthropic', 'mcp', "
+        "'anyio', 'requests', 'aiohttp', 'pydantic', 'tavily'); "
+        "print(sorted(m for m in libs if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -78,7 +82,7 @@ def test_a_single_host_name_is_not_split_into_characters(tmp_path: object) -> No
 
 def test_a_misspelled_option_is_an_error_not_silently_ignored(tmp_path: object) -> None:
     with (
-        pytest.raises(TypeError, match="unknown option.s. block_netwrok; valid: allow_hosts, "),
+        pytest.raises(TypeError, match=r"unknown option\(s\) block_netwrok; valid: allow_hosts, "),
         apirecorder.recording("replay", str(tmp_path), block_netwrok=True),
     ):
         pass

@@ -30,3 +30,13 @@ def test_model_list_lookup_sees_files_added_after_it_was_cached(tmp_path: Path) 
 
 def test_model_list_lookup_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
     assert list(Storage(tmp_path, flat=True)._glob(tmp_path / "absent", "models-")) == []
+
+
+def test_recordings_are_ordinary_files_not_private_ones(tmp_path: Path) -> None:
+    storage = Storage(tmp_path, flat=True)
+    path = tmp_path / "abc.json"
+    storage.write(path, {"request": {}, "response": {}})
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["abc.json"]  # no temp file left behind

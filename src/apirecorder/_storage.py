@@ -7,6 +7,7 @@ made outside any test). Files are named by request hash, so a lookup is one file
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -251,28 +252,32 @@ def dump_recording(data: dict[str, Any]) -> bytes:
     )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+_UMASK = _current_umask()
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` so readers see the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            # mkstemp makes the file private (0600); a recording is an ordinary file.
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, OSError)
 
 
 # folder -> (its mtime in ns, the names of the model-list files in it). A model-list lookup

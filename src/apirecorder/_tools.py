@@ -250,10 +250,12 @@ def _exception_class(
                 f"allow_types=({module!r},) to the tool, or call "
                 f"apirecorder.allow_types({module!r}).",
             ) from exc
-    if not (isinstance(found, type) and issubclass(found, BaseException)):
+    # Exception, not BaseException: a recording must never raise SystemExit or
+    # KeyboardInterrupt into the test run.
+    if not (isinstance(found, type) and issubclass(found, Exception)):
         raise UnsafeTypeError(
             recording.path,
-            f"exception_data names {module}.{qualname}, which is not an exception class",
+            f"exception_data names {module}.{qualname}, which is not an Exception subclass",
         )
     return found
 
