@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.upstream import Upstream
+
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SNIPPETS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
-# The first snippet shows a test module (its "..." is a placeholder), the rest are programs.
+# The first snippet is a test module, the rest are programs.
 PROGRAMS = SNIPPETS[1:]
 
 
@@ -29,8 +33,17 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert ".venv/bin/python -m pytest -n 2 tests examples" in ci
 
 
-def test_first_snippet_is_a_valid_test_module() -> None:
-    compile(SNIPPETS[0], "README snippet 1", "exec")
+def test_first_snippet_records_then_replays_offline(
+    pytester: pytest.Pytester, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{upstream.url}/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    pytester.makepyfile(test_readme_snippet=SNIPPETS[0])
+    flags = ("-p", "no:hypothesispytest")
+    pytester.runpytest(*flags, "--apirecorder-mode=record").assert_outcomes(passed=1)
+    assert len(list((pytester.path / "recordings").glob("*.json"))) == 1
+    upstream.stop()
+    pytester.runpytest(*flags).assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize("source", PROGRAMS, ids=lambda s: s.splitlines()[0][:40])

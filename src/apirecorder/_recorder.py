@@ -7,6 +7,7 @@ a recording with :meth:`Session.lookup`, and after a live call hands the respons
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -184,14 +185,16 @@ class Session:
 
     def _debug_call(self, call: Call, extra: dict[str, Any]) -> None:
         if debug_enabled():
+            hashed = {k: v for k, v in call.request.items() if k != "headers"}
             logger.warning(
-                "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s %s",
+                "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s %s input=%s",
                 call.kind,
                 call.test_id,
                 call.endpoint,
                 call.model,
                 call.request_hash,
                 extra,
+                json.dumps(hashed, sort_keys=True, default=str),
             )
 
     # -- the decision -----------------------------------------------------------------
