@@ -243,6 +243,7 @@ def _replay(session: Session, recording: Recording, *, is_async: bool) -> Any:
 # -- the patched methods ----------------------------------------------------------------
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _sync_method(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     signature = inspect.signature(original)
 
@@ -290,6 +291,7 @@ def _drain_sync(session: Session, call: Call, stream: Iterator[Any]) -> Iterator
     return _chunks(chunks, error)
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _async_method(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     signature = inspect.signature(original)
 

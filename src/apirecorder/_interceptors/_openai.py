@@ -353,6 +353,7 @@ def _replay(session: Session, recording: Recording, call: Call, *, is_async: boo
 # -- the patched methods ----------------------------------------------------------------
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _sync_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -395,6 +396,7 @@ def _drain_sync(session: Session, call: Call, stream: openai.Stream[Any]) -> Rep
     return ReplayStream(chunks, error, stream.response)
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _async_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -464,6 +466,7 @@ def _models_from(session: Session, recording: Recording, call: Call) -> list[Any
     return list(body) if isinstance(body, list) else []
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _sync_list(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -523,6 +526,7 @@ class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
         return _async_page(resource, models)
 
 
+@functools.cache  # one wrapper per original: install() runs every session
 def _async_list(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
