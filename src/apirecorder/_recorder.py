@@ -272,6 +272,40 @@ class Session:
         return path
 
     # -- building responses -----------------------------------------------------------
+    def result_record(self, call: Call, result: Any) -> dict[str, Any]:
+        """The ``response`` of a call that returned one object."""
+        return {"body": self.serialize(call, result), "is_streaming": False}
+
+    def stream_record(self, call: Call, chunks: list[Any]) -> dict[str, Any]:
+        """The ``response`` of a stream read to its end."""
+        return {"body": [self.serialize(call, c) for c in chunks], "is_streaming": True}
+
+    def error_record(
+        self,
+        call: Call,
+        exc: BaseException,
+        chunks: list[Any] | None,
+        *,
+        provider: str,
+        status_code: int | None,
+        body: Any,
+    ) -> dict[str, Any]:
+        """The ``response`` of a call that raised (after ``chunks``, for a stream), DESIGN 3."""
+        return {
+            "body": [self.serialize(call, c) for c in chunks] if chunks is not None else None,
+            "is_streaming": chunks is not None,
+            "is_exception": True,
+            "exception_data": {
+                "category": "provider_sdk",
+                "provider": provider,
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "status_code": status_code,
+                "body": body,
+            },
+            "exception_message": str(exc),
+        }
+
     def serialize(self, call: Call, value: Any) -> Any:
         """A response value as recording JSON, normalized (DESIGN 6)."""
         return to_json(value, call.request_hash, self.id_map)

@@ -169,24 +169,9 @@ def _call(session: Session, client: Any, endpoint: str, arguments: dict[str, Any
 def _exception_record(
     session: Session, call: Call, exc: ollama.ResponseError, chunks: list[Any] | None
 ) -> dict[str, Any]:
-    return {
-        "body": [session.serialize(call, c) for c in chunks] if chunks is not None else None,
-        "is_streaming": chunks is not None,
-        "is_exception": True,
-        "exception_data": {
-            "category": "provider_sdk",
-            "provider": PROVIDER,
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "status_code": exc.status_code,
-            "body": {"error": exc.error},
-        },
-        "exception_message": str(exc),
-    }
-
-
-def _result_record(session: Session, call: Call, result: Any) -> dict[str, Any]:
-    return {"body": session.serialize(call, result), "is_streaming": False}
+    return session.error_record(
+        call, exc, chunks, provider=PROVIDER, status_code=exc.status_code, body={"error": exc.error}
+    )
 
 
 def _stream_record(
@@ -194,7 +179,7 @@ def _stream_record(
 ) -> dict[str, Any]:
     if error is not None:
         return _exception_record(session, call, error, chunks)
-    return {"body": [session.serialize(call, c) for c in chunks], "is_streaming": True}
+    return session.stream_record(call, chunks)
 
 
 # -- replaying --------------------------------------------------------------------------
@@ -268,7 +253,7 @@ def _sync_method(original: Callable[..., Any], endpoint: str) -> Callable[..., A
             if isinstance(result, Iterator):
                 # The client sends a streamed request on first read: drain it inside the marker.
                 return _drain_sync(session, call, result)
-        session.save(call, _result_record(session, call, result))
+        session.save(call, session.result_record(call, result))
         return result
 
     return method
@@ -315,7 +300,7 @@ def _async_method(original: Callable[..., Any], endpoint: str) -> Callable[..., 
                 raise
             if isinstance(result, AsyncIterator):
                 return await _drain_async(session, call, result)
-        session.save(call, _result_record(session, call, result))
+        session.save(call, session.result_record(call, result))
         return result
 
     return method

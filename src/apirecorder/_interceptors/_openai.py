@@ -227,20 +227,14 @@ def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]
 def _exception_record(
     session: Session, call: Call, exc: BaseException, chunks: list[Any] | None
 ) -> dict[str, Any]:
-    return {
-        "body": [session.serialize(call, c) for c in chunks] if chunks is not None else None,
-        "is_streaming": chunks is not None,
-        "is_exception": True,
-        "exception_data": {
-            "category": "provider_sdk",
-            "provider": PROVIDER,
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "status_code": getattr(exc, "status_code", None),
-            "body": getattr(exc, "body", None),
-        },
-        "exception_message": str(exc),
-    }
+    return session.error_record(
+        call,
+        exc,
+        chunks,
+        provider=PROVIDER,
+        status_code=getattr(exc, "status_code", None),
+        body=getattr(exc, "body", None),
+    )
 
 
 def _stream_record(
@@ -248,7 +242,7 @@ def _stream_record(
 ) -> dict[str, Any]:
     if error is not None:
         return _exception_record(session, call, error, chunks)
-    return {"body": [session.serialize(call, c) for c in chunks], "is_streaming": True}
+    return session.stream_record(call, chunks)
 
 
 # -- replaying --------------------------------------------------------------------------
@@ -375,7 +369,7 @@ def _sync_create(original: Callable[..., Any], endpoint: str) -> Callable[..., A
                 raise
             if isinstance(result, openai.Stream):
                 return _drain_sync(session, call, result)
-        session.save(call, {"body": session.serialize(call, result), "is_streaming": False})
+        session.save(call, session.result_record(call, result))
         return result
 
     return create
@@ -418,7 +412,7 @@ def _async_create(original: Callable[..., Any], endpoint: str) -> Callable[..., 
                 raise
             if isinstance(result, openai.AsyncStream):
                 return await _drain_async(session, call, result)
-        session.save(call, {"body": session.serialize(call, result), "is_streaming": False})
+        session.save(call, session.result_record(call, result))
         return result
 
     return create
@@ -492,7 +486,7 @@ def _sync_list(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _models_record(session: Session, call: Call, models: list[Any]) -> dict[str, Any]:
-    return {"body": [session.serialize(call, m) for m in models], "is_streaming": False}
+    return session.result_record(call, models)
 
 
 class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
