@@ -86,3 +86,10 @@ def test_a_misspelled_option_is_an_error_not_silently_ignored(tmp_path: object) 
         apirecorder.recording("replay", str(tmp_path), block_netwrok=True),
     ):
         pass
+
+
+def test_host_lists_accept_comma_separated_names(tmp_path: object) -> None:
+    with apirecorder.recording(
+        "replay", str(tmp_path), ignore_hosts="db.local, Cache.Local"
+    ) as session:
+        assert session.ignore_hosts == ("db.local", "cache.local")

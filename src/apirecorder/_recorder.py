@@ -25,6 +25,7 @@ from ._context import current_test_id
 from ._diagnostics import explain_miss
 from ._exceptions import RecordingNotFoundError
 from ._modes import Mode, parse_mode
+from ._network import parse_hosts
 from ._redaction import redact_recording
 from ._serialization import from_json, to_json
 from ._storage import FORMAT_VERSION, Recording, Storage, model_list_digest
@@ -426,8 +427,8 @@ def recording(
         mode=resolved,
         storage=storage,
         normalizers=tuple(normalizers),
-        ignore_hosts=_names(ignore_hosts),
-        hosts_under_test=_names(hosts_under_test),
+        ignore_hosts=parse_hosts(ignore_hosts),
+        hosts_under_test=parse_hosts(hosts_under_test),
         allowed_types=_names(allowed_types),
         options=options,
     )
