@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# anyio imports its subprocess module lazily, from inside a running loop; on CPython 3.11
+# that import can race a worker thread's import lock (a KeyError in _ModuleLock seen in CI).
+import anyio._core._subprocesses  # noqa: F401
 import mcp.types as types
 import pytest
 from mcp import ClientSession, StdioServerParameters
