@@ -34,10 +34,6 @@ def _client(upstream: Upstream) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{upstream.url}/v1", api_key="sk-test", max_retries=0)
 
 
-def _async_client(upstream: Upstream) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{upstream.url}/v1", api_key="sk-test", max_retries=0)
-
-
 def _user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
@@ -278,11 +274,16 @@ def test_async_client_record_then_replay(upstream: Upstream, tmp_path: Path) -> 
             await client.chat.completions.create(model="gpt-4o", messages=_user("TRIGGER_429"))
         return [chat, chunks, emb, events, models, page.data]
 
-    client = _async_client(upstream)
+    base_url = f"{upstream.url}/v1"
+
+    async def in_a_fresh_client() -> list[Any]:
+        # One client per event loop, closed before its loop ends.
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
+            return await scenario(client)
 
     def run(mode: str) -> list[Any]:
         with apirecorder.test_context(TEST_ID), apirecorder.recording(mode, tmp_path):
-            return asyncio.run(scenario(client))
+            return asyncio.run(in_a_fresh_client())
 
     live = run("record")
     upstream.stop()
@@ -439,21 +440,22 @@ def test_azure_clients_share_the_openai_layer(upstream: Upstream, tmp_path: Path
     sync_client = openai.AzureOpenAI(
         azure_endpoint=upstream.url, api_key="k", api_version="2024-06-01", max_retries=0
     )
-    async_client = openai.AsyncAzureOpenAI(
-        azure_endpoint=upstream.url, api_key="k", api_version="2024-06-01", max_retries=0
-    )
+    endpoint = upstream.url
 
     def run(mode: str) -> tuple[str, str]:
         with apirecorder.test_context(TEST_ID), apirecorder.recording(mode, tmp_path):
             plain = sync_client.chat.completions.create(model="my-gpt", messages=_user("azure"))
 
             async def streamed() -> str:
-                stream = await async_client.chat.completions.create(
-                    model="my-gpt", messages=_user("azure stream"), stream=True
-                )
-                return "".join(
-                    [c.choices[0].delta.content or "" async for c in stream if c.choices]
-                )
+                async with openai.AsyncAzureOpenAI(
+                    azure_endpoint=endpoint, api_key="k", api_version="2024-06-01", max_retries=0
+                ) as async_client:
+                    stream = await async_client.chat.completions.create(
+                        model="my-gpt", messages=_user("azure stream"), stream=True
+                    )
+                    return "".join(
+                        [c.choices[0].delta.content or "" async for c in stream if c.choices]
+                    )
 
             return plain.choices[0].message.content or "", asyncio.run(streamed())
 
