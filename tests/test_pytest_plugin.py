@@ -172,3 +172,43 @@ def test_fixture_gives_the_session_and_sets_the_test_id(pytester: pytest.Pyteste
     _run(
         pytester,
     ).assert_outcomes(passed=2)
+
+
+def test_interceptors_stay_installed_between_tests_and_pass_unmarked_calls_through(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    from openai.resources.chat.completions.completions import Completions
+
+    original = Completions.create
+    pytester.makepyfile(
+        test_order="""
+        import os
+        import openai
+        import pytest
+        from openai.resources.chat.completions.completions import Completions
+
+        ORIGINAL = Completions.create  # taken at collection, before any test records
+
+        def ask():
+            client = openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k")
+            return client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}]
+            )
+
+        def test_1_unmarked_before():
+            assert Completions.create is ORIGINAL
+
+        @pytest.mark.apirecorder
+        def test_2_marked():
+            assert Completions.create is not ORIGINAL
+            ask()
+
+        def test_3_unmarked_after():
+            assert Completions.create is not ORIGINAL  # kept, but passing through
+            assert ask().choices[0].message.content == "Echo: hi"
+        """
+    )
+    _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=3)
+    assert len(list((pytester.path / "recordings").glob("*.json"))) == 1
+    assert len(env_upstream.requests_to("/v1/chat/completions")) == 2
+    assert Completions.create is original  # removed when the run ended

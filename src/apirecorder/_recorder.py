@@ -35,6 +35,7 @@ __all__ = [
     "Session",
     "active_session",
     "handled_above",
+    "interceptors_kept",
     "recording",
     "sdk_layer_call",
 ]
@@ -465,9 +466,34 @@ def _push(session: Session) -> None:
 
 
 def _pop(session: Session) -> None:
-    global _patches
     with _state_lock:
         _sessions.remove(session)
-        if not _sessions and _patches is not None:
-            stack, _patches = _patches, None
-            stack.close()
+        _uninstall_if_idle()
+
+
+def _uninstall_if_idle() -> None:
+    global _patches
+    if not _sessions and not _kept and _patches is not None:
+        stack, _patches = _patches, None
+        stack.close()
+
+
+_kept = False
+
+
+@contextmanager
+def interceptors_kept() -> Iterator[None]:
+    """Leave the interceptors installed between ``recording()`` blocks inside this block.
+
+    The pytest plugin enters it once its first test records or replays, so the patches are
+    made once per run instead of once per test; between tests they pass every call through.
+    """
+    global _kept
+    with _state_lock:
+        already, _kept = _kept, True
+    try:
+        yield
+    finally:
+        with _state_lock:
+            _kept = already
+            _uninstall_if_idle()

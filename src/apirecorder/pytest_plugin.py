@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ._ledger import (
     report_lines,
 )
 from ._modes import Mode, parse_mode
-from ._recorder import DIR_ENV, MODE_ENV, Session, recording
+from ._recorder import DIR_ENV, MODE_ENV, Session, interceptors_kept, recording
 
 __all__ = ["ApiRecorderPlugin"]
 
@@ -102,6 +103,8 @@ class ApiRecorderPlugin:
             narrowed_files=narrowed_files(config.args, config.invocation_params.dir, self.root)
         )
         self.unused: list[UnusedRecording] = []
+        # Keeps the interceptors installed from the first recording test to the end of the run.
+        self._kept: ExitStack | None = None
 
     def settings_for(self, node: pytest.Item) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and extra options of one test, by precedence."""
@@ -153,12 +156,19 @@ class ApiRecorderPlugin:
             recording(mode, directory, root=self.root, **options) as session,
             test_context(item.nodeid),
         ):
+            if self._kept is None:
+                self._kept = ExitStack()
+                self._kept.enter_context(interceptors_kept())
             try:
                 yield session
             finally:
                 self.used |= session.storage.used
                 self.folders.update(session.storage.dirs_for(item.nodeid))
                 self.run.modes.add(mode.value)
+
+    def pytest_unconfigure(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
 
     @pytest.fixture
     def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:
