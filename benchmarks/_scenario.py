@@ -24,6 +24,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import apirecorder
+from apirecorder._recorder import interceptors_kept
 from apirecorder._storage import _loads as parse_json  # the parser replay uses
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,6 +172,10 @@ class Bench:
     # -- recording -------------------------------------------------------------------
     def record_apirecorder(self, tests: list[BenchTest], root: Path) -> None:
         """Record every test with apirecorder (co-located layout under ``root``)."""
+        with interceptors_kept():
+            self._record_apirecorder(tests, root)
+
+    def _record_apirecorder(self, tests: list[BenchTest], root: Path) -> None:
         for test in tests:
             with (
                 apirecorder.recording(mode="record", root=root) as session,
@@ -193,15 +198,17 @@ class Bench:
 
     # -- replaying -------------------------------------------------------------------
     def replay_apirecorder(self, tests: list[BenchTest], root: Path) -> list[Any]:
-        """Replay every test as the pytest plugin would: a recording block per test."""
+        """Replay every test as the pytest plugin would: a recording block per test, the
+        interceptors installed once for the whole run."""
         results: list[Any] = []
-        for test in tests:
-            with (
-                apirecorder.recording(mode="replay", root=root),
-                apirecorder.test_context(test.test_id),
-            ):
-                for call in test.calls:
-                    results.append(call.run(self.client))
+        with interceptors_kept():
+            for test in tests:
+                with (
+                    apirecorder.recording(mode="replay", root=root),
+                    apirecorder.test_context(test.test_id),
+                ):
+                    for call in test.calls:
+                        results.append(call.run(self.client))
         return results
 
     def replay_vcr(self, tests: list[BenchTest], folder: Path, **options: Any) -> list[Any]:

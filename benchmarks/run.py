@@ -68,9 +68,10 @@ def _why_replay_floor(m: Measurement, all_: list[Measurement]) -> str:
         "file. Per call: the request key (the SDK arguments as JSON, the reference's "
         "float normalization, json.dumps with sorted keys, sha256: about 10 µs), the "
         "interception around `create()` and the lookup's bookkeeping (about 10-20 µs). "
-        "Per test: entering and leaving `recording()`, as the pytest plugin does for "
-        f"every test, installs and removes every interceptor ({per_test} per test here, "
-        f"spread over its calls); the costliest part is {_costliest_install(all_)}. "
+        "Per test: entering and leaving `recording()` and `test_context()`, as the pytest "
+        f"plugin does for every test ({per_test} per test here, spread over its calls; the "
+        "interceptors themselves are installed once per run, the costliest being "
+        f"{_costliest_install(all_)}). "
         "With the set-up left out (all tests in one recording block) a chat call costs "
         f"{_extra(all_, 'chat', APIRECORDER + ' calls only')}."
     )
