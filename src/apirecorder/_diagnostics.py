@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher, unified_diff
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ._exceptions import ApiRecorderError
-from ._hashing import MODEL_LIST_ENDPOINTS, normalize_for_hash
+from ._hashing import MODEL_LIST_ENDPOINTS, BodyNormalizer, apply_normalizers, normalize_for_hash
 from ._storage import Recording, parse_recording
 
 if TYPE_CHECKING:
@@ -51,8 +51,6 @@ WORD_CONTEXT = 10
 _MAX_RENDERED = 80
 
 _TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
-
-BodyNormalizer = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -169,11 +167,7 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Difference]:
 
 def _hashed_body(body: Any, normalizers: Sequence[BodyNormalizer]) -> Any:
     # Compare what the hash sees: user normalizers first, then the DESIGN section 4 rules.
-    if normalizers and isinstance(body, dict):
-        body = json.loads(json.dumps(body, default=str))
-        for rule in normalizers:
-            body = rule(body)
-    return normalize_for_hash(body)
+    return normalize_for_hash(apply_normalizers(normalizers, body))
 
 
 def diff_requests(

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 __all__ = [
     "MODEL_LIST_ENDPOINTS",
     "BodyNormalizer",
+    "apply_normalizers",
     "endpoint_path",
     "http_request_hash",
     "inference_request_hash",
@@ -49,7 +50,7 @@ def _digest(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _apply(normalizers: Sequence[BodyNormalizer], body: Any) -> Any:
+def apply_normalizers(normalizers: Sequence[BodyNormalizer], body: Any) -> Any:
     if not normalizers or not isinstance(body, dict):
         return body
     # Normalizers get a deep copy so a rule can never change what is sent or recorded.
@@ -76,7 +77,7 @@ def inference_request_hash(
     key: dict[str, Any] = {
         "method": method.upper(),
         "endpoint": path,
-        "body": normalize_for_hash(_apply(normalizers, body)),
+        "body": normalize_for_hash(apply_normalizers(normalizers, body)),
     }
     if path not in MODEL_LIST_ENDPOINTS:
         key["test_id"] = test_id
@@ -101,6 +102,6 @@ def http_request_hash(
             "test_id": test_id,
             "url": url,
             "method": method.upper(),
-            "payload": normalize_for_hash(_apply(normalizers, payload)),
+            "payload": normalize_for_hash(apply_normalizers(normalizers, payload)),
         }
     )

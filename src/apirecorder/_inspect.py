@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 
 from . import _hashing
 from ._diagnostics import (
-    BodyNormalizer,
     Difference,
     diff_requests,
     diff_values,
@@ -30,6 +29,7 @@ from ._diagnostics import (
     render_value,
 )
 from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFoundError
+from ._hashing import BodyNormalizer
 from ._redaction import contains_placeholder
 from ._serialization import is_allowed, normalize_response_data, resolve_type
 from ._storage import Recording, dump_recording, load_recording, model_list_digest

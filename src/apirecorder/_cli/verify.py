@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._diagnostics import BodyNormalizer
+from .._hashing import BodyNormalizer
 from .._inspect import collect_recordings, display_path, verify_recordings
 
 __all__ = ["register", "run"]
