@@ -419,17 +419,18 @@ def test_redacted_recording_replays_and_keeps_its_hash(
     assert data["request"]["body"]["extra_query"] == {"api_key": R}
     assert data["request"]["body"]["extra_body"] == {"metadata": {"client_secret": R}}
 
-    # The file is named by the hash of the request as it was made, secrets included...
-    unredacted = {
+    # The file is named by the hash of the request as it was made, secret-named fields
+    # masked (so another key replays it) and secrets inside free text as they were...
+    hashed = {
         "model": "gpt-4o",
         "messages": [{"role": "user", "content": f"my key is {OPENAI_KEY}"}],
-        "extra_query": {"api_key": QUERY_KEY},
-        "extra_body": {"metadata": {"client_secret": CUSTOM_SECRET}},
+        "extra_query": {"api_key": R},
+        "extra_body": {"metadata": {"client_secret": R}},
     }
     url = data["request"]["url"]
-    assert path.stem == inference_request_hash("POST", url, unredacted, TEST_ID)
-    # ...so the stored (redacted) body no longer hashes to the name; a checker of name ==
-    # hash must skip recordings that hold the placeholder (docs/security.md).
+    assert path.stem == inference_request_hash("POST", url, hashed, TEST_ID)
+    # ...so a stored body whose free text was redacted no longer hashes to the name; a
+    # checker of name == hash must skip recordings that hold the placeholder.
     assert path.stem != inference_request_hash("POST", url, data["request"]["body"], TEST_ID)
     assert contains_placeholder(data["request"])
 
@@ -659,3 +660,20 @@ def test_ini_rules_add_to_marker_rules(
     body = json.loads(path.read_bytes())["request"]["body"]
     assert body["messages"][0]["content"] == f"{R} {R} {R}"
     assert body["user"] == R
+
+
+def test_a_tool_recorded_with_one_key_replays_with_another(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    @apirecorder.tool("search")
+    def search(query: str, api_key: str) -> dict[str, str]:
+        calls.append(api_key)
+        return {"answer": f"about {query}"}
+
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        recorded = search("rings", api_key="tvly-recording-key-0123456789abcdef")
+    (path,) = tmp_path.glob("*.json")
+    assert "tvly-recording-key" not in path.read_text()
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
+        assert search("rings", api_key="dummy-key-in-ci") == recorded
+    assert calls == ["tvly-recording-key-0123456789abcdef"]

@@ -26,7 +26,7 @@ from ._diagnostics import explain_miss
 from ._exceptions import RecordingNotFoundError
 from ._modes import Mode, parse_mode
 from ._network import parse_hosts
-from ._redaction import redact_recording
+from ._redaction import mask_secret_fields, redact_recording
 from ._serialization import from_json, to_json
 from ._storage import FORMAT_VERSION, Recording, Storage, model_list_digest
 
@@ -109,7 +109,7 @@ class Session:
         """Describe an SDK inference call; ``label`` overrides the recorded endpoint name."""
         url = _hashing.endpoint_path(base_url, endpoint)
         test_id = current_test_id()
-        body = self.stable_ids(body)
+        body = mask_secret_fields(self.stable_ids(body))
         request_hash = _hashing.inference_request_hash(method, url, body, test_id, self.normalizers)
         model = body.get("model")
         logical = label or endpoint
@@ -135,6 +135,7 @@ class Session:
     def tool_call(self, provider: str, tool_name: str, kwargs: dict[str, Any]) -> Call:
         """Describe a tool invocation."""
         test_id = current_test_id()
+        kwargs = mask_secret_fields(kwargs)
         call = Call(
             kind="tool",
             request_hash=_hashing.tool_request_hash(provider, tool_name, kwargs),
@@ -153,7 +154,7 @@ class Session:
     def http_call(self, *, method: str, url: str, headers: dict[str, str], payload: Any) -> Call:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
-        payload = self.stable_ids(payload)
+        payload = mask_secret_fields(self.stable_ids(payload))
         call = Call(
             kind="http",
             request_hash=_hashing.http_request_hash(

@@ -31,6 +31,7 @@ __all__ = [
     "is_secret_header",
     "is_secret_response_value",
     "looks_random",
+    "mask_secret_fields",
     "redact_recording",
     "redactor_for",
 ]
@@ -434,6 +435,24 @@ class Redactor:
 def _request_field(name: str, value: Any) -> bool:
     # Numbers, booleans and nulls are no credentials; a nested object is walked instead.
     return isinstance(value, str) and value != PLACEHOLDER and is_secret_field(name)
+
+
+def mask_secret_fields(value: Any) -> Any:
+    """``value`` with secret-named string fields (``api_key``, ``password``...) as the placeholder.
+
+    Requests are hashed this way, so the hash matches the redacted request that is written,
+    and a recording made with one key replays with another (or with none, in CI).
+    """
+    if isinstance(value, dict):
+        return {
+            key: PLACEHOLDER
+            if isinstance(key, str) and _request_field(key, item)
+            else mask_secret_fields(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secret_fields(item) for item in value]
+    return value
 
 
 def _placeholder_like(value: Any) -> Any:
