@@ -263,3 +263,24 @@ def test_under_xdist_the_workers_facts_are_merged(pytester: pytest.Pytester, sui
             f"  suite/recordings/{orphan.name}  *",
         ]
     )
+
+
+def test_prune_never_deletes_a_file_that_is_not_a_recording(
+    pytester: pytest.Pytester, suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orphan = _recordings(suite)["test_two"]
+    _drop_test(suite, "test_two")
+    _run(pytester).assert_outcomes(passed=2)
+    # Someone edits the ledger to point at another file (same mtime, so only the name tells).
+    precious = pytester.path / "settings.json"
+    precious.write_text("{}")
+    ledger_path = pytester.path / ".pytest_cache" / "v" / "apirecorder" / "ledger"
+    ledger = json.loads(ledger_path.read_text())
+    ledger["unused"][0]["path"] = str(precious)
+    ledger["unused"][0]["mtime_ns"] = precious.stat().st_mtime_ns
+    ledger_path.write_text(json.dumps(ledger))
+    capsys.readouterr()
+    assert cli(["prune", "--yes"]) == 0
+    assert "not named like a recording" in capsys.readouterr().err
+    assert precious.exists()
+    assert orphan.exists()

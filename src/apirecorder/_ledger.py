@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -293,6 +294,10 @@ class PrunePlan:
     keep: tuple[tuple[UnusedRecording, str], ...]
 
 
+#: The names recordings are written under (DESIGN section 5).
+RECORDING_NAME = re.compile(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8})?\.json")
+
+
 def plan_prune(ledger: Ledger) -> PrunePlan:
     """The ledger's unused files that still exist unchanged since the run that listed them."""
     delete: list[UnusedRecording] = []
@@ -302,7 +307,10 @@ def plan_prune(ledger: Ledger) -> PrunePlan:
             mtime = item.path.stat().st_mtime_ns
         except FileNotFoundError:
             continue  # already gone
-        if mtime != item.mtime_ns:
+        if not RECORDING_NAME.fullmatch(item.path.name):
+            # The ledger is a file anyone can edit: never delete what is not a recording.
+            keep.append((item, "not named like a recording (<hash>.json); left alone"))
+        elif mtime != item.mtime_ns:
             keep.append((item, "changed since the test run; run the tests again"))
         else:
             delete.append(item)
