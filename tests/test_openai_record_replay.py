@@ -312,6 +312,8 @@ def test_stream_supports_context_manager_and_close(upstream: Upstream, tmp_path:
         with client.chat.completions.create(**args) as stream:
             assert isinstance(stream, openai.Stream)
             again = next(iter(stream))
+            assert stream.response.status_code == 200
+            assert stream.response.headers["content-type"] == "text/event-stream"
         stream.close()
         all_chunks = list(client.chat.completions.create(**args))
     assert again.choices[0].delta.content == first.choices[0].delta.content

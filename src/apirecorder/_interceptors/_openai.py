@@ -296,13 +296,41 @@ def _event_stream_response(call: Call) -> httpx2.Response:
     )
 
 
-class ReplayStream(openai.Stream[Any]):
+class _ReplayedResponse:
+    """The HTTP response a replayed stream carries, built only when code asks for it.
+
+    Building an ``httpx2.Response`` costs more than replaying a short stream, and most code
+    never looks at ``stream.response``.
+    """
+
+    _call: Call | None
+    _response: httpx2.Response | None
+
+    @property
+    def response(self) -> httpx2.Response:
+        if self._response is None:
+            assert self._call is not None
+            self._response = _event_stream_response(self._call)
+        return self._response
+
+    @response.setter
+    def response(self, value: httpx2.Response) -> None:
+        self._response = value
+
+
+class ReplayStream(_ReplayedResponse, openai.Stream[Any]):
     """A replayed ``openai.Stream``: yields the recorded chunks, then any recorded error."""
 
     def __init__(
-        self, items: list[Any], error: BaseException | None, response: httpx2.Response
+        self,
+        items: list[Any],
+        error: BaseException | None,
+        *,
+        call: Call | None = None,
+        response: httpx2.Response | None = None,
     ) -> None:
-        self.response = response
+        self._call = call
+        self._response = response
         self._items = items
         self._error = error
         self._options = None
@@ -313,14 +341,24 @@ class ReplayStream(openai.Stream[Any]):
         if self._error is not None:
             raise self._error
 
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
 
-class AsyncReplayStream(openai.AsyncStream[Any]):
+
+class AsyncReplayStream(_ReplayedResponse, openai.AsyncStream[Any]):
     """A replayed ``openai.AsyncStream``: yields the recorded chunks, then any recorded error."""
 
     def __init__(
-        self, items: list[Any], error: BaseException | None, response: httpx2.Response
+        self,
+        items: list[Any],
+        error: BaseException | None,
+        *,
+        call: Call | None = None,
+        response: httpx2.Response | None = None,
     ) -> None:
-        self.response = response
+        self._call = call
+        self._response = response
         self._items = items
         self._error = error
         self._options = None
@@ -332,13 +370,17 @@ class AsyncReplayStream(openai.AsyncStream[Any]):
         if self._error is not None:
             raise self._error
 
+    async def close(self) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
 
 def _replay(session: Session, recording: Recording, call: Call, *, is_async: bool) -> Any:
     body, error = _replay_parts(session, recording, call)
     if recording.response.get("is_streaming"):
         items = body if isinstance(body, list) else []
         stream_cls = AsyncReplayStream if is_async else ReplayStream
-        return stream_cls(items, error, _event_stream_response(call))
+        return stream_cls(items, error, call=call)
     if error is not None:
         raise error
     return body
@@ -387,7 +429,7 @@ def _drain_sync(session: Session, call: Call, stream: openai.Stream[Any]) -> Rep
     finally:
         stream.close()
     session.save(call, _stream_record(session, call, chunks, error))
-    return ReplayStream(chunks, error, stream.response)
+    return ReplayStream(chunks, error, response=stream.response)
 
 
 @functools.cache  # one wrapper per original: install() runs every session
@@ -431,7 +473,7 @@ async def _drain_async(
     finally:
         await stream.close()
     session.save(call, _stream_record(session, call, chunks, error))
-    return AsyncReplayStream(chunks, error, stream.response)
+    return AsyncReplayStream(chunks, error, response=stream.response)
 
 
 # -- model lists ------------------------------------------------------------------------
