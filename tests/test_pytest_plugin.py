@@ -212,3 +212,26 @@ def test_interceptors_stay_installed_between_tests_and_pass_unmarked_calls_throu
     assert len(list((pytester.path / "recordings").glob("*.json"))) == 1
     assert len(env_upstream.requests_to("/v1/chat/completions")) == 2
     assert Completions.create is original  # removed when the run ended
+
+
+def test_ignored_hosts_from_the_ini_file_always_go_live(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makeini("[pytest]\napirecorder_ignore_hosts =\n    127.0.0.1\n")
+    pytester.makepyfile(
+        test_db="""
+        import os
+        import httpx
+        import pytest
+
+        @pytest.mark.apirecorder
+        def test_database_api_is_left_alone(apirecorder):
+            assert apirecorder.ignore_hosts == ("127.0.0.1",)
+            response = httpx.get(os.environ["UPSTREAM"] + "/misc/json")
+            assert response.status_code == 200
+        """
+    )
+    _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=1)
+    _run(pytester).assert_outcomes(passed=1)  # replay: still live, nothing was recorded
+    assert not (pytester.path / "recordings").exists()
+    assert len(env_upstream.requests_to("/misc/json")) == 2

@@ -73,6 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     _add_security_options(group, parser)
     parser.addini(
+        "apirecorder_ignore_hosts",
+        "Hosts whose traffic is never recorded or replayed, one per line (a database's HTTP "
+        "API, a local service): their calls always go live.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "apirecorder_hosts_under_test",
         "Hosts of servers under test, one per line: never recorded, and sent the test id "
         "(see docs/server-mode.md).",
@@ -130,9 +137,10 @@ class ApiRecorderPlugin:
             directory = self.root / Path(str(ini_dir))
         elif os.environ.get(DIR_ENV):
             directory = Path(os.environ[DIR_ENV]).resolve()
-        hosts_under_test = self.config.getini("apirecorder_hosts_under_test")
-        if hosts_under_test:
-            marker_kwargs.setdefault("hosts_under_test", hosts_under_test)
+        for key in ("hosts_under_test", "ignore_hosts"):
+            hosts = self.config.getini(f"apirecorder_{key}")
+            if hosts:
+                marker_kwargs.setdefault(key, hosts)
         return mode, directory, security_options(self.config, marker_kwargs)
 
     def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
