@@ -8,7 +8,6 @@ is compared field by field with the call, so the message says what changed since
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from urllib.parse import urlparse
 
 from ._exceptions import ApiRecorderError
 from ._hashing import MODEL_LIST_ENDPOINTS, BodyNormalizer, apply_normalizers, normalize_for_hash
-from ._storage import Recording, parse_recording
+from ._storage import Recording, json_files_in, parse_recording
 
 if TYPE_CHECKING:
     from ._recorder import Call, Session
@@ -296,21 +295,6 @@ def format_differences(
 # -- the nearest recording ---------------------------------------------------------------
 
 
-def _candidate_files(folders: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        files.extend(
-            Path(entry.path)
-            for entry in entries
-            if entry.name.endswith(".json") and not entry.name.startswith(".")
-        )
-    return sorted(set(files))
-
-
 def _weight(differences: Sequence[Difference]) -> int:
     total = 0
     for item in differences:
@@ -368,7 +352,7 @@ def find_nearest(
             best = (score, NearestRecording(candidate, same_test, differences))
 
     later: list[Path] = []
-    for path in _candidate_files(folders):
+    for path in json_files_in(folders):
         if exclude is not None and path == exclude:
             continue
         raw = _read(path)

@@ -32,7 +32,13 @@ from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFou
 from ._hashing import BodyNormalizer
 from ._redaction import contains_placeholder
 from ._serialization import is_allowed, normalize_response_data, resolve_type
-from ._storage import Recording, dump_recording, load_recording, model_list_digest
+from ._storage import (
+    SKIPPED_DIRS,
+    Recording,
+    dump_recording,
+    load_recording,
+    model_list_digest,
+)
 
 __all__ = [
     "Problem",
@@ -58,7 +64,6 @@ T = TypeVar("T")
 _HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
 _MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
 _SSE_FIELDS = frozenset({"event", "data", "id", "retry"})
-_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
 
 
 # -- finding files -----------------------------------------------------------------------
@@ -72,7 +77,7 @@ def iter_json_files(paths: Iterable[Path]) -> list[Path]:
             found.add(path)
             continue
         for folder, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
             found.update(
                 Path(folder) / name
                 for name in files

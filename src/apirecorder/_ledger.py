@@ -31,7 +31,7 @@ from typing import Any
 from ._diagnostics import recording_kind, recording_test_id
 from ._exceptions import ApiRecorderError
 from ._inspect import is_model_list
-from ._storage import load_recording
+from ._storage import json_files_in, load_recording
 
 __all__ = [
     "LEDGER_CACHE_KEY",
@@ -151,21 +151,6 @@ class UnusedRecording:
         }
 
 
-def _folder_files(folders: Iterable[str]) -> list[Path]:
-    files: set[Path] = set()
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        files.update(
-            Path(entry.path)
-            for entry in entries
-            if entry.name.endswith(".json") and not entry.name.startswith(".") and entry.is_file()
-        )
-    return sorted(files)
-
-
 def _shared(request: dict[str, Any], test_id: str | None) -> bool:
     # Any test may read these: their hash leaves the test id out, or they have none.
     return (
@@ -184,7 +169,7 @@ def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
     known = facts.selected | facts.deselected | set(facts.outcomes)
     collected_files = {nodeid.split("::", 1)[0] for nodeid in known}
     unused: list[UnusedRecording] = []
-    for path in _folder_files(facts.folders):
+    for path in json_files_in(facts.folders):
         if os.path.abspath(path) in used:
             continue
         try:

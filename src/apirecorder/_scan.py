@@ -30,6 +30,7 @@ from ._redaction import (
     is_secret_response_value,
     looks_random,
 )
+from ._storage import SKIPPED_DIRS
 
 __all__ = [
     "Finding",
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 #: Folders a directory walk never enters.
-SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
 
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _QUERY_PARAM = re.compile(

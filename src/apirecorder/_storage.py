@@ -16,7 +16,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,11 @@ from ._exceptions import RecordingFormatError
 
 __all__ = [
     "FORMAT_VERSION",
+    "SKIPPED_DIRS",
     "Recording",
     "Storage",
     "dump_recording",
+    "json_files_in",
     "load_recording",
     "model_list_digest",
     "safe_relative_dir",
@@ -103,6 +105,28 @@ def safe_relative_dir(test_file: str) -> Path:
     if _utf8_size(relative) > _MAX_RELATIVE:
         return Path(_shorten(relative.replace("/", "_"), _MAX_COMPONENT))
     return Path(relative) if relative else Path()
+
+
+#: Folders a recursive search for recordings never enters (besides hidden ones).
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
+
+
+def json_files_in(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The ``*.json`` files directly inside ``folders`` (hidden ones left out), sorted."""
+    files: set[Path] = set()
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                files.update(
+                    Path(entry.path)
+                    for entry in entries
+                    if entry.name.endswith(".json")
+                    and not entry.name.startswith(".")
+                    and entry.is_file()
+                )
+        except OSError:
+            continue
+    return sorted(files)
 
 
 def model_list_digest(model_ids: list[str]) -> str:
