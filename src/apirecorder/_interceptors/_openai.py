@@ -297,14 +297,34 @@ def _event_stream_response(call: Call) -> httpx2.Response:
 
 
 class _ReplayedResponse:
-    """The HTTP response a replayed stream carries, built only when code asks for it.
-
-    Building an ``httpx2.Response`` costs more than replaying a short stream, and most code
-    never looks at ``stream.response``.
+    """What both replayed streams share: the recorded items, and the HTTP response a stream
+    carries, built only when code asks for it (building an ``httpx2.Response`` costs more than
+    replaying a short stream, and most code never looks at ``stream.response``).
     """
 
     _call: Call | None
     _response: httpx2.Response | None
+    _items: list[Any]
+    _error: BaseException | None
+    _options: Any
+
+    def __init__(
+        self,
+        items: list[Any],
+        error: BaseException | None,
+        *,
+        call: Call | None = None,
+        response: httpx2.Response | None = None,
+    ) -> None:
+        self._call = call
+        self._response = response
+        self._items = items
+        self._error = error
+        self._options = None
+        self._iterator = self.__stream__()
+
+    def __stream__(self) -> Any:  # each stream class yields its items its own way
+        raise NotImplementedError
 
     @property
     def response(self) -> httpx2.Response:
@@ -321,21 +341,6 @@ class _ReplayedResponse:
 class ReplayStream(_ReplayedResponse, openai.Stream[Any]):
     """A replayed ``openai.Stream``: yields the recorded chunks, then any recorded error."""
 
-    def __init__(
-        self,
-        items: list[Any],
-        error: BaseException | None,
-        *,
-        call: Call | None = None,
-        response: httpx2.Response | None = None,
-    ) -> None:
-        self._call = call
-        self._response = response
-        self._items = items
-        self._error = error
-        self._options = None
-        self._iterator = self.__stream__()
-
     def __stream__(self) -> Iterator[Any]:
         yield from self._items
         if self._error is not None:
@@ -348,21 +353,6 @@ class ReplayStream(_ReplayedResponse, openai.Stream[Any]):
 
 class AsyncReplayStream(_ReplayedResponse, openai.AsyncStream[Any]):
     """A replayed ``openai.AsyncStream``: yields the recorded chunks, then any recorded error."""
-
-    def __init__(
-        self,
-        items: list[Any],
-        error: BaseException | None,
-        *,
-        call: Call | None = None,
-        response: httpx2.Response | None = None,
-    ) -> None:
-        self._call = call
-        self._response = response
-        self._items = items
-        self._error = error
-        self._options = None
-        self._iterator = self.__stream__()
 
     async def __stream__(self) -> AsyncIterator[Any]:
         for item in self._items:
