@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ._context import TEST_ID_HEADER, current_test_id
 from ._exceptions import RecordingFormatError
-from ._recorder import Call, Session, handled_above
+from ._recorder import HOSTS_UNDER_TEST_ENV, Call, Session, handled_above
 from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
 from ._storage import Recording, load_recording
 
@@ -50,7 +49,6 @@ __all__ = [
 ]
 
 #: Environment variable naming hosts under test, comma separated (added to ``hosts_under_test``).
-HOSTS_UNDER_TEST_ENV = "APIRECORDER_HOSTS_UNDER_TEST"
 
 #: The recorded forms of a response body.
 BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64")
@@ -102,12 +100,6 @@ def host_matches(url: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def hosts_under_test(session: Session) -> tuple[str, ...]:
-    """The session's hosts under test plus those named in ``$APIRECORDER_HOSTS_UNDER_TEST``."""
-    from_env = re.split(r"[,\s]+", os.environ.get(HOSTS_UNDER_TEST_ENV, ""))
-    return (*session.hosts_under_test, *(h for h in from_env if h))
-
-
 def route_for(session: Session, url: str) -> Route:
     """Decide how the HTTP layer treats a request to ``url`` inside ``session``.
 
@@ -116,7 +108,7 @@ def route_for(session: Session, url: str) -> Route:
     """
     if host_matches(url, session.ignore_hosts):
         return Route.PASS
-    if host_matches(url, hosts_under_test(session)):
+    if host_matches(url, session.hosts_under_test):
         return Route.UNDER_TEST
     if handled_above():
         return Route.PASS

@@ -55,6 +55,7 @@ POLICY_OPTIONS = frozenset(
 )
 
 MODE_ENV = "APIRECORDER_MODE"
+HOSTS_UNDER_TEST_ENV = "APIRECORDER_HOSTS_UNDER_TEST"
 DIR_ENV = "APIRECORDER_DIR"
 DEBUG_ENV = "APIRECORDER_DEBUG"
 
@@ -430,7 +431,9 @@ def recording(
         storage=storage,
         normalizers=tuple(normalizers),
         ignore_hosts=parse_hosts(ignore_hosts),
-        hosts_under_test=parse_hosts(hosts_under_test),
+        hosts_under_test=parse_hosts(
+            [*_names(hosts_under_test), *os.environ.get(HOSTS_UNDER_TEST_ENV, "").split()]
+        ),
         allowed_types=_names(allowed_types),
         options=options,
     )
