@@ -60,3 +60,15 @@ class SerializationError(ApiRecorderError):
 
 class NetworkBlockedError(ApiRecorderError):
     """An outgoing connection was refused because the network is blocked during replay."""
+
+
+# Tracebacks and reprs name the public path users import from: apirecorder.RecordingNotFoundError.
+for _error in (
+    ApiRecorderError,
+    NetworkBlockedError,
+    RecordingFormatError,
+    RecordingNotFoundError,
+    SerializationError,
+    UnsafeTypeError,
+):
+    _error.__module__ = "apirecorder"

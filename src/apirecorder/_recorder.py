@@ -212,6 +212,7 @@ class Session:
 
         In replay mode a miss raises :class:`RecordingNotFoundError`.
         """
+        __tracebackhide__ = True  # pytest shows the test's own call, then the explanation
         if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
             return None
         if call.is_model_list:

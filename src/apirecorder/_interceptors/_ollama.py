@@ -234,6 +234,7 @@ def _sync_method(original: Callable[..., Any], endpoint: str) -> Callable[..., A
 
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         arguments = _arguments(signature, args, kwargs) if session is not None else None
         if session is None or arguments is None:
@@ -282,6 +283,7 @@ def _async_method(original: Callable[..., Any], endpoint: str) -> Callable[..., 
 
     @functools.wraps(original)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         arguments = _arguments(signature, args, kwargs) if session is not None else None
         if session is None or arguments is None:

@@ -383,6 +383,7 @@ def _replay(session: Session, recording: Recording, call: Call, *, is_async: boo
 def _sync_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         if session is None or not _intercepts(session, args, kwargs):
             return original(self, *args, **kwargs)
@@ -426,6 +427,7 @@ def _drain_sync(session: Session, call: Call, stream: openai.Stream[Any]) -> Rep
 def _async_create(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         if session is None or not _intercepts(session, args, kwargs):
             return await original(self, *args, **kwargs)
@@ -496,6 +498,7 @@ def _models_from(session: Session, recording: Recording, call: Call) -> list[Any
 def _sync_list(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         if session is None or not _intercepts(session, args, kwargs):
             return original(self, *args, **kwargs)
@@ -556,6 +559,7 @@ class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
 def _async_list(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         session = active_session()
         if session is None or not _intercepts(session, args, kwargs):
             return original(self, *args, **kwargs)
