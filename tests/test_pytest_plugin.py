@@ -89,6 +89,9 @@ def test_record_then_replay_then_a_changed_prompt_fails(
         pytester,
     )
     changed.assert_outcomes(passed=1, failed=1)
+    # The failure points at the test's own call, not at apirecorder's internals.
+    assert "_recorder.py" not in changed.stdout.str()
+    assert "apirecorder.RecordingNotFoundError: No recording" in changed.stdout.str()
     changed.stdout.fnmatch_lines(
         [
             "*RecordingNotFoundError: No recording for this inference call (mode: replay).",
