@@ -253,7 +253,9 @@ def to_json(
             data = normalize_response_data(data, request_hash, id_map)
         return {"__type__": type_name(value), "__data__": data}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type_name(value), "__data__": _plain(dataclasses.asdict(value))}
+        # Field by field, not dataclasses.asdict: nested dataclasses and models keep their types.
+        data = {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__type__": type_name(value), "__data__": data}
     return _plain(value)
 
 
@@ -309,6 +311,19 @@ def _default_builder(cls: type[Any], data: Any) -> Any:
         return cls.model_construct(**data)
 
 
+def _build_dataclass(
+    cls: type[Any], data: dict[str, Any], source: object, extra: tuple[str, ...]
+) -> Any:
+    # Fields are rebuilt first (they may hold typed values); init=False fields are set after.
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {key: _from_json(item, source, extra) for key, item in data.items() if key in fields}
+    obj = cls(**{key: item for key, item in values.items() if fields[key].init})
+    for key, item in values.items():
+        if not fields[key].init:
+            object.__setattr__(obj, key, item)
+    return obj
+
+
 def _builder_for(type_path: str) -> TypeBuilder:
     known = _builder_answers.get(type_path)
     if known is not None:
@@ -342,7 +357,10 @@ def _from_json(value: Any, source: object, extra: tuple[str, ...]) -> Any:
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
             try:
-                built = _builder_for(type_path)(cls, value["__data__"])
+                if dataclasses.is_dataclass(cls) and isinstance(value["__data__"], dict):
+                    built = _build_dataclass(cls, value["__data__"], source, extra)
+                else:
+                    built = _builder_for(type_path)(cls, value["__data__"])
             except Exception as exc:
                 raise RecordingFormatError(
                     str(source) if source is not None else None,

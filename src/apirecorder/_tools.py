@@ -34,7 +34,7 @@ from unittest import mock
 from ._exceptions import SerializationError, UnsafeTypeError
 from ._modes import Mode
 from ._recorder import Call, Session, active_session, sdk_layer_call
-from ._serialization import from_json, resolve_type, to_json, type_name
+from ._serialization import from_json, resolve_type, to_json
 from ._storage import Recording
 
 __all__ = [
@@ -134,58 +134,17 @@ def bind_arguments(
 
 def encode_value(value: Any, what: str) -> Any:
     """A tool's return value (or one generator item) as recording JSON, types kept."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise SerializationError(f"{what} has a dict key {key!r} that is not a string")
-            out[key] = encode_value(item, what)
-        return out
-    if isinstance(value, list | tuple):
-        return [encode_value(item, what) for item in value]
-    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+    try:
         return to_json(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {
-            f.name: encode_value(getattr(value, f.name), what) for f in dataclasses.fields(value)
-        }
-        return {"__type__": type_name(value), "__data__": data}
-    raise SerializationError(
-        f"{what} is a {type(value).__qualname__}, which cannot be stored in a recording; "
-        "return JSON values, pydantic models or dataclasses."
-    )
+    except SerializationError as exc:
+        raise SerializationError(
+            f"{what} cannot be recorded: {exc}; return JSON values, pydantic models or dataclasses."
+        ) from exc
 
 
 def decode_value(value: Any, source: object, trusted: Sequence[str]) -> Any:
     """Rebuild a value written by :func:`encode_value`; classes only from allowed modules."""
-    if isinstance(value, list):
-        return [decode_value(item, source, trusted) for item in value]
-    if not isinstance(value, dict):
-        return value
-    type_path = value.get("__type__")
-    if type_path is None or "__data__" not in value:
-        return {key: decode_value(item, source, trusted) for key, item in value.items()}
-    cls = resolve_type(type_path, source=source, extra=trusted)
-    data = value["__data__"]
-    if dataclasses.is_dataclass(cls) and isinstance(data, dict):
-        return _build_dataclass(cls, data, source, trusted)
     return from_json(value, source=source, extra=trusted)
-
-
-def _build_dataclass(
-    cls: type[Any], data: dict[str, Any], source: object, trusted: Sequence[str]
-) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {
-        key: decode_value(item, source, trusted) for key, item in data.items() if key in fields
-    }
-    obj = cls(**{key: item for key, item in values.items() if fields[key].init})
-    for key, item in values.items():
-        if not fields[key].init:
-            object.__setattr__(obj, key, item)
-    return obj
 
 
 # -- exceptions -------------------------------------------------------------------------------
