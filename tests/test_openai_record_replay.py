@@ -507,3 +507,21 @@ def test_live_mode_does_not_touch_arguments_it_could_not_record(
                 model="gpt-4o", messages=_user("hi"), extra_body={"o": Opaque()}
             )
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_debug_logging_shows_hash_input_folders_and_misses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("APIRECORDER_DEBUG", "1")
+    client = openai.OpenAI(base_url="https://api.openai.com/v1", api_key="unused")
+    with (
+        caplog.at_level("WARNING", logger="apirecorder"),
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("replay", tmp_path),
+        pytest.raises(apirecorder.RecordingNotFoundError) as err,
+    ):
+        client.embeddings.create(model="m", input="hi")
+    call_line, miss_line = caplog.messages
+    assert f"hash={err.value.request_hash}" in call_line
+    assert '"body": {"input": "hi", "model": "m"}' in call_line
+    assert miss_line == f"apirecorder: miss {err.value.request_hash} in {[str(tmp_path)]}"

@@ -96,6 +96,8 @@ class Session:
     id_counters: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     #: Live id -> the stable id written in its place; see ``normalize_response_data``.
     id_map: dict[str, str] = field(default_factory=dict)
+    #: ``$APIRECORDER_DEBUG``, read once when the session starts.
+    debug: bool = field(default_factory=lambda: debug_enabled())
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -130,7 +132,8 @@ class Session:
             model=model if isinstance(model, str) else "",
             is_model_list=logical in _hashing.MODEL_LIST_ENDPOINTS,
         )
-        self._debug_call(call, {"method": method, "url": url})
+        if self.debug:
+            self._debug_call(call)
         return call
 
     def tool_call(self, provider: str, tool_name: str, kwargs: dict[str, Any]) -> Call:
@@ -149,7 +152,8 @@ class Session:
             test_id=test_id,
             endpoint=f"{provider}.{tool_name}",
         )
-        self._debug_call(call, {"provider": provider, "tool_name": tool_name})
+        if self.debug:
+            self._debug_call(call)
         return call
 
     def http_call(self, *, method: str, url: str, headers: dict[str, str], payload: Any) -> Call:
@@ -172,7 +176,8 @@ class Session:
             endpoint=f"{method.upper()} {url}",
             model=str(payload.get("model", "")) if isinstance(payload, dict) else "",
         )
-        self._debug_call(call, {"method": method, "url": url})
+        if self.debug:
+            self._debug_call(call)
         return call
 
     def stable_ids(self, value: Any) -> Any:
@@ -187,19 +192,17 @@ class Session:
             return [self.stable_ids(item) for item in value]
         return value
 
-    def _debug_call(self, call: Call, extra: dict[str, Any]) -> None:
-        if debug_enabled():
-            hashed = {k: v for k, v in call.request.items() if k != "headers"}
-            logger.warning(
-                "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s %s input=%s",
-                call.kind,
-                call.test_id,
-                call.endpoint,
-                call.model,
-                call.request_hash,
-                extra,
-                json.dumps(hashed, sort_keys=True, default=str),
-            )
+    def _debug_call(self, call: Call) -> None:
+        hashed = {k: v for k, v in call.request.items() if k != "headers"}
+        logger.warning(
+            "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s input=%s",
+            call.kind,
+            call.test_id,
+            call.endpoint,
+            call.model,
+            call.request_hash,
+            json.dumps(hashed, sort_keys=True, default=str),
+        )
 
     # -- the decision -----------------------------------------------------------------
     @property
@@ -219,7 +222,7 @@ class Session:
             found = self._merged_model_list(call)
         else:
             found = self.storage.find(call.request_hash, call.test_id)
-        if debug_enabled():
+        if self.debug:
             logger.warning(
                 "apirecorder: %s %s in %s",
                 "hit" if found else "miss",
@@ -272,7 +275,7 @@ class Session:
         # A shared file goes to the shared folder, which every test's lookup tries.
         path = self.storage.path_for(name, None if shared else call.test_id)
         self.storage.write(path, record)
-        if debug_enabled():
+        if self.debug:
             logger.warning("apirecorder: wrote %s", path)
         return path
 
