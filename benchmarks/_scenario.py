@@ -24,7 +24,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import apirecorder
-from apirecorder._recorder import interceptors_kept
+from apirecorder._recording import interceptors_kept
 from apirecorder._storage import _loads as parse_json  # the parser replay uses
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,8 +5,9 @@ server-sent events, as a list of objects for NDJSON, as text when it is text, an
 only when it is truly binary; every form turns back into the exact bytes that came over the
 wire (a JSON body remembers its layout, and anything that would not round-trip falls back to
 a form that does). The interceptors for httpx, requests and aiohttp share the steps below:
-which hosts pass through, how a request becomes a :class:`~apirecorder._recorder.Call`, and
-how a response is written and rebuilt.
+which hosts pass through, how a request becomes a :class:`~apirecorder._types.Call`, how a
+response is written and rebuilt, and :class:`HttpAdapter`, their base for the record/replay
+flow.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ._context import TEST_ID_HEADER, current_test_id
 from ._exceptions import RecordingFormatError
-from ._recorder import HOSTS_UNDER_TEST_ENV, Call, Session, handled_above
+from ._flow import Adapter, R
+from ._recorder import Session, handled_above
 from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
+from ._settings import HOSTS_UNDER_TEST_ENV
 from ._storage import Recording, load_recording
+from ._types import Call, ResponseRecord
 
 __all__ = [
     "BODY_FORMATS",
     "HOSTS_UNDER_TEST_ENV",
+    "HttpAdapter",
     "Route",
     "decode_test_id",
     "describe_request",
@@ -44,11 +49,8 @@ __all__ = [
     "replayed_response",
     "request_payload",
     "route_for",
-    "save_exchange",
     "test_id_header",
 ]
-
-#: Environment variable naming hosts under test, comma separated (added to ``hosts_under_test``).
 
 #: The recorded forms of a response body.
 BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64")
@@ -623,18 +625,25 @@ def response_record(
     headers: Sequence[tuple[str, str]],
     body: bytes,
     decoded: bool,
-) -> dict[str, Any]:
-    """The ``response`` object of a recording, from what the live server answered."""
+    error: BaseException | None = None,
+    library: str = "",
+) -> ResponseRecord:
+    """The ``response`` object of a recording, from what the live server answered.
+
+    ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``).
+    """
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-    record: dict[str, Any] = {"status": status}
+    record: ResponseRecord = {"status": status}
     if reason is not None and reason != standard_reason(status):
         record["reason"] = reason
     record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
-    record.update(encode_body(body, content_type))
+    record.update(encode_body(body, content_type))  # type: ignore[typeddict-item]
+    if error is not None:
+        exception_record(record, error, library)
     return record
 
 
-def exception_record(record: dict[str, Any], exc: BaseException, library: str) -> None:
+def exception_record(record: ResponseRecord, exc: BaseException, library: str) -> None:
     """Mark ``record`` as a response whose body stopped early with ``exc`` (DESIGN 3)."""
     record["is_streaming"] = True
     record["is_exception"] = True
@@ -708,11 +717,26 @@ def replay_recording(recording: Recording, call: Call) -> ReplayedResponse:
     return replayed_response(recording.response, recording.path, method=method)
 
 
-def save_exchange(session: Session, call: Call, record: dict[str, Any]) -> ReplayedResponse:
-    """Write the recording of a live exchange and return the response it will replay.
-
-    The client gets the written recording (redacted and normalized), not the live response,
-    so a test sees the same thing when it records as when it replays.
+class HttpAdapter(Adapter[R]):
+    """The flow's view of a raw HTTP exchange: the live response is a stream of body bytes,
+    and the client gets the written recording back (redacted and normalized), not the live
+    response, so a test sees the same thing when it records as when it replays.
     """
-    path = session.save(call, record)
-    return replay_recording(load_recording(path), call)
+
+    def response(self, replayed: ReplayedResponse) -> Any:
+        """The client library's response for a recorded one."""
+        raise NotImplementedError
+
+    def replay(self, session: Session, recording: Recording, call: Call) -> Any:
+        return self.response(replay_recording(recording, call))
+
+    def drained(
+        self,
+        session: Session,
+        call: Call,
+        result: R,
+        chunks: list[Any],
+        error: BaseException | None,
+        path: Path,
+    ) -> Any:
+        return self.replay(session, load_recording(path), call)

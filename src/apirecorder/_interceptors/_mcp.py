@@ -27,9 +27,10 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
+from .._flow import areplay_or_record
 from .._modes import Mode
 from .._recorder import active_session, sdk_layer_call
-from .._tools import call_async
+from .._tools import ToolAdapter
 
 __all__ = ["McpClient", "install", "mcp_client"]
 
@@ -107,13 +108,9 @@ def _send_request(
         data = request.model_dump(by_alias=True, mode="json", exclude_none=True)
         provider = _provider(self)
         call = session.tool_call(provider, str(data["method"]), data.get("params") or {})
-        return await call_async(
-            session,
-            call,
-            lambda: original(self, request, result_type, *args, **kwargs),
-            provider=provider,
-            trusted=_TRUSTED,
-            errors=errors,
+        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        return await areplay_or_record(
+            session, call, adapter, lambda: original(self, request, result_type, *args, **kwargs)
         )
 
     return send_request
@@ -129,14 +126,8 @@ def _send_discover(
             return await original(self, version)
         provider = _provider(self)
         call = session.tool_call(provider, "server/discover", {"version": version})
-        return await call_async(
-            session,
-            call,
-            lambda: original(self, version),
-            provider=provider,
-            trusted=_TRUSTED,
-            errors=errors,
-        )
+        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        return await areplay_or_record(session, call, adapter, lambda: original(self, version))
 
     return send_discover
 

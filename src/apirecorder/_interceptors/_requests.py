@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from email.message import Message
 from http.client import HTTPMessage
@@ -24,18 +24,18 @@ import requests.adapters
 import urllib3
 from urllib3.exceptions import ProtocolError
 
+from .._flow import replay_or_record
 from .._httpbody import (
+    HttpAdapter,
     ReplayedResponse,
     Route,
     describe_request,
-    exception_record,
-    replay_recording,
     response_record,
     route_for,
-    save_exchange,
     test_id_header,
 )
-from .._recorder import Call, active_session, sdk_layer_call
+from .._recorder import Session, active_session
+from .._types import Call, ResponseRecord
 
 __all__ = ["install"]
 
@@ -153,29 +153,47 @@ def _decodes(live: requests.Response) -> bool:
     return bool(encodings) and all(e in supported for e in encodings)
 
 
-def _read_live(call: Call, live: requests.Response) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    error: BaseException | None = None
-    decoded = _decodes(live)
-    try:
+class _RequestsAdapter(HttpAdapter[requests.Response]):
+    """An adapter's send: the body is read as ``iter_content`` reads it."""
+
+    stream_errors = _READ_ERRORS
+
+    def __init__(self, adapter: Any, request: Any) -> None:
+        self.adapter = adapter
+        self.request = request
+
+    def response(self, replayed: ReplayedResponse) -> requests.Response:
+        return _response(self.adapter, self.request, replayed)
+
+    def is_stream(self, result: requests.Response) -> bool:
+        return True
+
+    def chunks(self, result: requests.Response) -> Iterator[bytes]:
         # urllib3 leaves an encoding it cannot decode as it is; _decodes() says which it did.
-        chunks.extend(live.iter_content(chunk_size=None))
-    except _READ_ERRORS as exc:
-        error = exc
-    finally:
-        live.close()
-    raw_headers = live.raw.headers
-    record = response_record(
-        call,
-        status=live.status_code,
-        reason=live.reason,
-        headers=list(raw_headers.items()) if raw_headers is not None else [],
-        body=b"".join(chunks),
-        decoded=decoded,
-    )
-    if error is not None:
-        exception_record(record, error, "requests")
-    return record
+        return result.iter_content(chunk_size=None)
+
+    def close(self, result: requests.Response) -> None:
+        result.close()
+
+    def stream_response(
+        self,
+        session: Session,
+        call: Call,
+        result: requests.Response,
+        chunks: list[Any],
+        error: BaseException | None,
+    ) -> ResponseRecord:
+        raw_headers = result.raw.headers
+        return response_record(
+            call,
+            status=result.status_code,
+            reason=result.reason,
+            headers=list(raw_headers.items()) if raw_headers is not None else [],
+            body=b"".join(chunks),
+            decoded=_decodes(result),
+            error=error,
+            library="requests",
+        )
 
 
 def _send(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -199,14 +217,11 @@ def _send(original: Callable[..., Any]) -> Callable[..., Any]:
             headers=list(request.headers.items()),
             body=_body_bytes(request),
         )
-        found = session.lookup(call)
-        if found is not None:
-            return _response(self, request, replay_recording(found, call))
-        if not session.records:
-            return original(self, request, *args, **kwargs)
-        with sdk_layer_call():
-            live = original(self, request, *args, **kwargs)
-            record = _read_live(call, live)
-        return _response(self, request, save_exchange(session, call, record))
+        return replay_or_record(
+            session,
+            call,
+            _RequestsAdapter(self, request),
+            lambda: original(self, request, *args, **kwargs),
+        )
 
     return send
