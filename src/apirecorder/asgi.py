@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ._context import TEST_ID_HEADER, test_context
-from ._httpbody import decode_test_id
+from ._httpexchange import decode_test_id
 from ._recording import Session, recording
 from ._settings import HOSTS_UNDER_TEST_ENV, IGNORE_HOSTS_ENV, MODE_ENV
 

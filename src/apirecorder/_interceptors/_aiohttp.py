@@ -30,7 +30,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._flow import areplay_or_record
-from .._httpbody import (
+from .._httpexchange import (
     HttpAdapter,
     ReplayedResponse,
     Route,

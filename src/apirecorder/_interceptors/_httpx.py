@@ -24,7 +24,7 @@ from typing import Any
 from unittest import mock
 
 from .._flow import areplay_items, areplay_or_record, replay_items, replay_or_record
-from .._httpbody import (
+from .._httpexchange import (
     HttpAdapter,
     ReplayedResponse,
     Route,

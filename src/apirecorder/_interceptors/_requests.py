@@ -25,7 +25,7 @@ import urllib3
 from urllib3.exceptions import ProtocolError
 
 from .._flow import replay_or_record
-from .._httpbody import (
+from .._httpexchange import (
     HttpAdapter,
     ReplayedResponse,
     Route,
