@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ._recorder import Session, sdk_layer_call
 from ._serialization import TypeBuilder
@@ -60,12 +60,12 @@ class Adapter(Generic[R]):
         return False
 
     def chunks(self, result: R) -> Iterable[Any]:
-        """The chunks of a live sync stream."""
-        raise NotImplementedError
+        """The chunks of a live sync stream: by default the stream is its own iterable."""
+        return cast(Iterable[Any], result)
 
     def achunks(self, result: R) -> AsyncIterable[Any]:
-        """The chunks of a live async stream."""
-        raise NotImplementedError
+        """The chunks of a live async stream: by default the stream is its own iterable."""
+        return cast(AsyncIterable[Any], result)
 
     def close(self, result: R) -> None:
         """Release a drained sync stream."""

@@ -20,6 +20,7 @@ from ._exceptions import RecordingFormatError
 
 __all__ = [
     "BODY_FORMATS",
+    "CONNECTION_HEADERS",
     "decode_body",
     "encode_body",
     "header_pairs",
@@ -321,9 +322,8 @@ def _sse_chunk(event: Any, newline: str, layout: str, source: Path | str | None)
 
 # -- response headers -----------------------------------------------------------------------
 
-#: Response headers left out of recordings: connection framing, which the replayed response
-#: does not have. (The encoding and length of a body stored decoded go too; see below.)
-_UNRECORDED_RESPONSE_HEADERS = frozenset(
+#: Connection framing, which belongs to one hop and not to what was asked or answered.
+CONNECTION_HEADERS = frozenset(
     {
         "connection",
         "keep-alive",
@@ -334,6 +334,9 @@ _UNRECORDED_RESPONSE_HEADERS = frozenset(
         "upgrade",
     }
 )
+#: Response headers left out of recordings: connection framing, which the replayed response
+#: does not have. (The encoding and length of a body stored decoded go too; see below.)
+_UNRECORDED_RESPONSE_HEADERS = CONNECTION_HEADERS
 #: Volatile response headers written with a fixed value, so a re-recording diffs cleanly.
 _FIXED_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
 _ID_HEADERS = frozenset(

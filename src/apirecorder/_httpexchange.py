@@ -24,6 +24,7 @@ from ._context import TEST_ID_HEADER, current_test_id
 from ._exceptions import RecordingFormatError
 from ._flow import Adapter, R
 from ._httpbody import (
+    CONNECTION_HEADERS,
     decode_body,
     encode_body,
     header_pairs,
@@ -142,15 +143,8 @@ test_id_header.__test__ = False  # type: ignore[attr-defined]
 
 #: Request headers left out of recordings: connection framing, and values that change with
 #: the machine, the library version or the attempt without changing what is asked.
-_UNRECORDED_REQUEST_HEADERS = frozenset(
+_UNRECORDED_REQUEST_HEADERS = CONNECTION_HEADERS | frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
         "content-length",
         "host",
         "accept-encoding",

@@ -291,14 +291,6 @@ class ToolAdapter(Adapter[Any]):
     def is_async_stream(self, result: Any) -> bool:
         return isinstance(result, AsyncGeneratorType)
 
-    def chunks(self, result: Any) -> Iterator[Any]:
-        items: Iterator[Any] = result
-        return items
-
-    def achunks(self, result: Any) -> AsyncIterator[Any]:
-        items: AsyncIterator[Any] = result
-        return items
-
     def result_response(self, session: Session, call: Call, result: Any) -> ResponseRecord:
         what = f"the value returned by tool {call.endpoint}"
         return {"body": encode_value(result, what), "is_streaming": False}

@@ -206,14 +206,6 @@ class _OllamaAdapter(SdkAdapter[Any]):
     def is_async_stream(self, result: Any) -> bool:
         return isinstance(result, AsyncIterator)
 
-    def chunks(self, result: Any) -> Iterator[Any]:
-        stream: Iterator[Any] = result
-        return stream
-
-    def achunks(self, result: Any) -> AsyncIterator[Any]:
-        stream: AsyncIterator[Any] = result
-        return stream
-
     def close(self, result: Any) -> None:
         close = getattr(result, "close", None)
         if close is not None:

@@ -349,14 +349,6 @@ class _OpenAIAdapter(SdkAdapter[Any]):
     def is_async_stream(self, result: Any) -> bool:
         return isinstance(result, openai.AsyncStream)
 
-    def chunks(self, result: Any) -> Iterator[Any]:
-        stream: openai.Stream[Any] = result
-        return iter(stream)
-
-    def achunks(self, result: Any) -> AsyncIterator[Any]:
-        stream: openai.AsyncStream[Any] = result
-        return stream.__aiter__()
-
     def close(self, result: Any) -> None:
         result.close()
 
