@@ -7,6 +7,11 @@ Every ``import`` counts, wherever it is written: at the top, inside a function, 
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import apirecorder
@@ -100,10 +105,32 @@ def _imports(name: str, path: Path, known: set[str]) -> list[tuple[str, bool]]:
     return found
 
 
-def _graph() -> dict[str, list[tuple[str, bool]]]:
+def graph_here() -> dict[str, list[tuple[str, bool]]]:
+    """The graph, parsed in this interpreter."""
     modules = _modules()
     known = set(modules)
     return {name: _imports(name, path, known) for name, path in modules.items()}
+
+
+@functools.cache
+def _graph() -> dict[str, list[tuple[str, bool]]]:
+    # Parsed in a fresh interpreter: CPython 3.11's parser can fail with "AST constructor
+    # recursion depth mismatch" in a worker where another test hit a RecursionError.
+    code = "import json, tests.test_import_graph as g; print(json.dumps(g.graph_here()))"
+    # The same package as this test imported, whatever is installed.
+    path = os.pathsep.join([str(SRC.parent), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        module: [(target, bool(typing_only)) for target, typing_only in targets]
+        for module, targets in json.loads(out.stdout).items()
+    }
 
 
 def _is_core(module: str) -> bool:
