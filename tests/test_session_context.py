@@ -126,3 +126,32 @@ def test_a_miss_carries_endpoint_searched_and_nearest(upstream: Upstream, tmp_pa
     (written,) = tmp_path.glob("*.json")
     assert miss.nearest == written
     assert miss.test_id == TEST_ID
+
+
+def test_a_server_block_stopped_from_another_thread_is_gone_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apirecorder.asgi import start_recording_from_environment, stop_recording_from_environment
+
+    monkeypatch.setenv("APIRECORDER_MODE", "replay")
+    monkeypatch.setenv("APIRECORDER_DIR", str(tmp_path))
+    started, stopped = threading.Event(), threading.Event()
+
+    def request_thread() -> tuple[bool, bool]:
+        # The first request turns recording on for the whole process, in this thread.
+        start_recording_from_environment()
+        during = active_session() is not None
+        started.set()
+        stopped.wait()
+        return during, active_session() is not None
+
+    def main_thread() -> tuple[bool, bool]:
+        started.wait()
+        seen = active_session() is not None  # process-wide: seen without a block here
+        stop_recording_from_environment()
+        stopped.set()
+        return seen, active_session() is not None
+
+    (during, after), (seen, after_main) = _in_threads(request_thread, main_thread)
+    assert (during, seen) == (True, True)
+    assert (after, after_main) == (False, False)

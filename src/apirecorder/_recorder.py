@@ -66,6 +66,8 @@ class Session:
     id_map: dict[str, str] = field(default_factory=dict)
     #: ``$APIRECORDER_DEBUG``, read once when the session starts.
     debug: bool = field(default_factory=lambda: debug_enabled())
+    #: Set when its block ends; a context that still holds it then sees no block of its own.
+    closed: bool = field(default=False, repr=False)
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -336,8 +338,10 @@ _process_wide: list[Session] = []
 def active_session() -> Session | None:
     """The session that records or replays here; None outside one and in live mode."""
     session = _current.get()
-    if session is None and _process_wide:
-        session = _process_wide[-1]
+    if session is None or session.closed:
+        # A block closed from another context (a server's, stopped from its main thread)
+        # stays in the context that opened it; it counts as gone.
+        session = _process_wide[-1] if _process_wide else None
     # Live mode means no interception at all: every layer passes calls straight through.
     return None if session is None or session.mode is Mode.LIVE else session
 
@@ -354,6 +358,7 @@ def activated(session: Session, *, process_wide: bool = False) -> Iterator[Sessi
     try:
         yield session
     finally:
+        session.closed = True
         if process_wide:
             with _process_lock:
                 _process_wide.remove(session)
