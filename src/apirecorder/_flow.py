@@ -6,8 +6,13 @@ intercepted call: look the call up and hand back the recorded answer, or make th
 returned, write the recording and hand back the result. An :class:`Adapter` knows one client
 library and only converts: it rebuilds a recorded answer as the library's own objects, says
 what a live stream is and how to read it, and encodes what it read. Behaviour that concerns
-every library (which recording answers, what a miss does, how ids map) belongs in the flow or
-the session, once.
+every library belongs in the flow or the session, once:
+
+- which recording answers a call (ordered playback of identical requests): ``Session.lookup``;
+- what a replay miss does (raised here, before ``invoke``, so no SDK retry loop ever sees it):
+  ``Session.lookup`` / ``Session.miss``;
+- how live ids map to stable ones across layers: ``Session.id_map``, filled when a response is
+  serialized and applied when the next request is described (``_requestjson``).
 """
 
 from __future__ import annotations
