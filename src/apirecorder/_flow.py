@@ -9,8 +9,9 @@ what a live stream is and how to read it, and encodes what it read. Behaviour th
 every library belongs in the flow or the session, once:
 
 - which recording answers a call (ordered playback of identical requests): ``Session.lookup``;
-- what a replay miss does (raised here, before ``invoke``, so no SDK retry loop ever sees it):
-  ``Session.lookup`` / ``Session.miss``;
+- what a replay miss does: ``Session.lookup`` / ``Session.miss``, raised from the flow before
+  ``invoke`` (an SDK layer sits above the SDK's retries; a miss in the HTTP layer still meets
+  them, and the flow is where it would be made to bypass them);
 - how live ids map to stable ones across layers: ``Session.id_map``, filled when a response is
   serialized and applied when the next request is described (``_requestjson``).
 """
