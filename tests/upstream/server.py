@@ -147,10 +147,10 @@ def count_tokens(text: str) -> int:
 def default_routes() -> Routes:
     """The routes of every provider module, merged."""
     # Imported here: the provider modules import this module's helpers.
-    from . import anthropic_api, misc_api, ollama_api, openai_api, tavily_api
+    from . import anthropic_api, gemini_api, misc_api, ollama_api, openai_api, tavily_api
 
     routes: Routes = {}
-    for module in (openai_api, ollama_api, anthropic_api, tavily_api, misc_api):
+    for module in (openai_api, ollama_api, anthropic_api, gemini_api, tavily_api, misc_api):
         routes.update(module.ROUTES)
     return routes
 
