@@ -151,6 +151,8 @@ def default_routes() -> Routes:
     # Imported here: the provider modules import this module's helpers.
     from . import (
         anthropic_api,
+        auth_api,
+        aws_api,
         gemini_api,
         jobs_api,
         misc_api,
@@ -161,7 +163,10 @@ def default_routes() -> Routes:
 
     routes: Routes = {}
     # jobs_api after openai_api: it serves POST /v1/responses for background requests too.
-    modules = (openai_api, jobs_api, ollama_api, anthropic_api, gemini_api, tavily_api, misc_api)
+    modules = (
+        *(openai_api, jobs_api, ollama_api, anthropic_api, gemini_api),
+        *(aws_api, auth_api, tavily_api, misc_api),
+    )
     for module in modules:
         routes.update(module.ROUTES)
     return routes
