@@ -16,22 +16,35 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from . import _hashing
 from ._exceptions import RecordingFormatError
 
 __all__ = [
     "FORMAT_VERSION",
+    "HASH_NAME",
+    "MODELS_NAME",
     "SKIPPED_DIRS",
     "Recording",
     "Storage",
     "dump_recording",
+    "expected_file_name",
+    "is_model_list",
+    "is_temp_file",
     "json_files_in",
     "load_recording",
+    "merge_model_lists",
+    "model_id",
+    "model_ids",
     "model_list_digest",
+    "model_list_items",
+    "name_hash",
+    "recording_file_name",
     "safe_relative_dir",
 ]
 
@@ -59,6 +72,111 @@ class Recording:
     def response(self) -> dict[str, Any]:
         response: dict[str, Any] = self.data["response"]
         return response
+
+    @property
+    def test_id(self) -> str | None:
+        """The test id it was made under: top level, else inside the request (tool, HTTP)."""
+        value = self.data.get("test_id", self.request.get("test_id"))
+        return value if isinstance(value, str) else None
+
+
+# -- the file-name grammar -------------------------------------------------------------
+
+#: ``<hash>.json``: one recording, named by the full request hash (DESIGN 5).
+HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
+#: ``models-<hash>-<digest>.json``: one model set of a model-list endpoint.
+MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
+_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
+
+
+def recording_file_name(request_hash: str, model_ids: Sequence[str] | None = None) -> str:
+    """The file name of a recording: ``<hash>.json``, or for a model list (its ids given)
+    ``models-<hash>-<digest>.json``."""
+    if model_ids is None:
+        return f"{request_hash}.json"
+    return f"models-{request_hash}-{model_list_digest(list(model_ids))}.json"
+
+
+def name_hash(path: Path) -> str | None:
+    """The request hash a file's name claims, or None for a name that is no hash."""
+    match = HASH_NAME.fullmatch(path.name) or MODELS_NAME.fullmatch(path.name)
+    return match.group("hash") if match else None
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of :func:`write_atomic` (``.<name>.<random>.tmp``), live or orphaned."""
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX) and ".json." in name
+
+
+def is_model_list(request: Mapping[str, Any]) -> bool:
+    """True for a recording of a model-list endpoint (``/v1/models``, ``/api/tags``)."""
+    endpoint = request.get("endpoint") or urlparse(str(request.get("url", ""))).path
+    return endpoint in _hashing.MODEL_LIST_ENDPOINTS
+
+
+def model_list_items(body: Any) -> list[Any]:
+    """The recorded models of a model-list response: an OpenAI list of ``Model`` objects,
+    an Ollama ``ListResponse`` (its ``models``), or a page's ``data``."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        data = body.get("__data__", body)
+        for key in ("models", "data"):
+            if isinstance(data, dict) and isinstance(data.get(key), list):
+                items: list[Any] = data[key]
+                return items
+    return []
+
+
+def model_id(item: Any) -> str:
+    """The id of one recorded model (``id``, else Ollama's ``model``, else ``name``)."""
+    data = item.get("__data__", item) if isinstance(item, dict) else {}
+    if not isinstance(data, dict):
+        return str(data)
+    for key in ("id", "model", "name"):
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    return ""
+
+
+def model_ids(body: Any) -> list[str]:
+    """The ids of a model-list response, in recorded order (what names its file)."""
+    return [model_id(item) for item in model_list_items(body)]
+
+
+def merge_model_lists(records: Sequence[Recording]) -> Recording | None:
+    """One recording holding the union (by id, sorted by id) of every model-list file read
+    for one hash, as the reference's ``_combine_model_list_responses`` does (DESIGN 5)."""
+    if not records:
+        return None
+    merged: dict[str, Any] = {}
+    for record in records:
+        for item in model_list_items(record.response.get("body")):
+            merged[model_id(item)] = item
+    ordered = [merged[key] for key in sorted(merged)]
+    first = records[0]
+    body = first.response.get("body")
+    new_body: Any = ordered
+    if isinstance(body, dict) and isinstance(body.get("__data__"), dict):
+        # An Ollama ListResponse: one object whose "models" field holds the list.
+        new_body = {**body, "__data__": {**body["__data__"], "models": ordered}}
+    return Recording(first.path, {**first.data, "response": {**first.response, "body": new_body}})
+
+
+def expected_file_name(
+    recording: Recording,
+    normalizers: Sequence[_hashing.BodyNormalizer] = (),
+    *,
+    generation: _hashing.Generation = _hashing.Generation.CURRENT,
+) -> str:
+    """The file name a recording must have under ``generation``: the hash of its own request
+    (DESIGN 4 and 5). Raises TypeError or ValueError for a request JSON cannot hash."""
+    request_hash = _hashing.recorded_request_hash(
+        recording.test_id, recording.request, generation=generation, normalizers=normalizers
+    )
+    if is_model_list(recording.request):
+        return recording_file_name(request_hash, model_ids(recording.response.get("body")))
+    return recording_file_name(request_hash)
 
 
 def _utf8_size(text: str) -> int:
@@ -289,7 +407,9 @@ _UMASK = _current_umask()
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` so readers see the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             # mkstemp makes the file private (0600); a recording is an ordinary file.

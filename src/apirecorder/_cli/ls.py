@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._inspect import Summary, collect_recordings, display_path, summarize, table
+from ._files import collect_recordings
+from ._summary import Summary, summarize
+from ._views import display_path, table
 
 __all__ = ["register", "run"]
 

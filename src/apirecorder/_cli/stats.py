@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._inspect import collect_recordings, display_path, stats, summarize, table
+from ._files import collect_recordings
+from ._summary import stats, summarize
+from ._views import display_path, table
 
 __all__ = ["register", "run"]
 
