@@ -497,9 +497,23 @@ class Storage:
         """Where a new recording named ``file_name`` for ``test_id`` is written."""
         return self.dirs_for(test_id)[0] / file_name
 
-    def find(self, request_hash: str, test_id: str | None) -> Recording | None:
-        """Load the recording for a hash, trying the test's folder and then the shared one."""
-        name = f"{request_hash}.json"
+    def find(
+        self, request_hash: str, test_id: str | None, *, also: Sequence[str] = ()
+    ) -> Recording | None:
+        """Load the recording for a hash, trying the test's folder and then the shared one.
+
+        ``also`` are hashes tried after it, in order (the previous generation's name of the
+        same request): a file with the current name anywhere wins over an old name.
+        """
+        if not also:  # the hot path: one name, one open per folder
+            return self._find_one(f"{request_hash}.json", test_id)
+        for candidate in dict.fromkeys((request_hash, *also)):
+            found = self._find_one(f"{candidate}.json", test_id)
+            if found is not None:
+                return found
+        return None
+
+    def _find_one(self, name: str, test_id: str | None) -> Recording | None:
         for folder in self.dirs_for(test_id):
             path = folder / name
             try:
@@ -513,8 +527,18 @@ class Storage:
             return recording
         return None
 
-    def find_model_lists(self, request_hash: str, test_id: str | None) -> list[Recording]:
-        """Load every model-list file for a hash (one per recorded model set)."""
+    def find_model_lists(
+        self, request_hash: str, test_id: str | None, *, also: Sequence[str] = ()
+    ) -> list[Recording]:
+        """Load every model-list file for a hash (one per recorded model set); the files of
+        the ``also`` hashes only when the first has none."""
+        for candidate in dict.fromkeys((request_hash, *also)):
+            found = self._model_lists_of(candidate, test_id)
+            if found:
+                return found
+        return []
+
+    def _model_lists_of(self, request_hash: str, test_id: str | None) -> list[Recording]:
         found: list[Recording] = []
         seen: set[Path] = set()
         for folder in self.dirs_for(test_id):
