@@ -8,11 +8,13 @@ made outside any test). Files are named by request hash, so a lookup is one file
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -23,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import _hashing
-from ._exceptions import RecordingFormatError
+from ._exceptions import ApiRecorderError, RecordingFormatError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -31,6 +33,7 @@ __all__ = [
     "MODELS_NAME",
     "SKIPPED_DIRS",
     "Recording",
+    "RecordingWriteError",
     "Storage",
     "dump_recording",
     "expected_file_name",
@@ -44,7 +47,9 @@ __all__ = [
     "model_list_digest",
     "model_list_items",
     "name_hash",
+    "read_recording_bytes",
     "recording_file_name",
+    "remove_orphan_temp_files",
     "safe_relative_dir",
 ]
 
@@ -205,8 +210,9 @@ _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\ud800-\udfff]')
 def safe_relative_dir(test_file: str) -> Path:
     """Turn the file part of a test id into a relative folder that cannot leave the root.
 
-    Backslashes count as ``/``; NUL bytes are removed; empty, ``.`` and ``..`` parts and
-    drive letters are dropped; control characters, surrogates and ``<>:"|?*`` become ``_``.
+    Backslashes count as ``/``; NUL bytes are removed; control characters, surrogates and
+    ``<>:"|?*`` become ``_``; trailing dots and spaces are stripped, and parts left empty (so
+    ``.``, ``..``, ``.. ``, ``...``) and drive letters are dropped.
     A part over 100 UTF-8 bytes, or a path over 200, is cut and suffixed with ``-`` and 16
     hex of its sha256 (a path over 200 becomes one folder, its ``/`` turned into ``_``).
     """
@@ -215,8 +221,10 @@ def safe_relative_dir(test_file: str) -> Path:
     for part in cleaned.split("/"):
         if len(part) == 2 and part[1] == ":" and part[0].isalpha():
             continue  # a Windows drive letter
-        part = _UNSAFE_CHARS.sub("_", part)
-        if part in ("", ".", ".."):
+        # Windows drops a name's trailing dots and spaces, so ".. " and "... " would mean
+        # ".." there: strip them everywhere, and drop what is left empty ("", ".", "..").
+        part = _UNSAFE_CHARS.sub("_", part).rstrip(". ")
+        if not part:
             continue
         parts.append(_shorten(part, _MAX_COMPONENT))
     relative = "/".join(parts)
@@ -252,17 +260,135 @@ def model_list_digest(model_ids: list[str]) -> str:
     return hashlib.sha256("|".join(sorted(set(model_ids))).encode("utf-8")).hexdigest()[:8]
 
 
-def load_recording(path: Path) -> Recording:
+#: The largest recording file read (bytes): a bound on the memory one file can take.
+MAX_RECORDING_BYTES = 256 * 1024 * 1024
+#: An ``id_normalization_mapping`` may hold at most this many entries...
+MAX_ID_MAPPING_ENTRIES = 10_000
+#: ...and may make the recording at most this many times larger (plus 1 MiB).
+MAX_ID_MAPPING_GROWTH = 4
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    for check, name in _FILE_KINDS:
+        if check(mode):
+            return name
+    return "not a regular file"
+
+
+def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
+    """The bytes of a recording file, refusing what is not a regular file inside ``root``.
+
+    Never blocks (a FIFO is opened non-blocking and refused), never reads more than
+    ``MAX_RECORDING_BYTES``, and with ``root`` given refuses a symlink that leads outside it.
+    FileNotFoundError and NotADirectoryError pass through (a miss); every other problem
+    raises RecordingFormatError naming the file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0) if root is not None else 0
+    try:
+        try:
+            fd = os.open(path, flags | nofollow)
+        except OSError as exc:
+            if not nofollow or exc.errno != errno.ELOOP:
+                raise
+            # The file is a symlink: follow it only when it stays inside the root (checked
+            # only then, so the usual lookup costs one open).
+            _check_inside(path, root or path.parent)
+            fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except OSError as exc:
+        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordingFormatError(
+                path,
+                f"it is {_not_regular(info.st_mode)}, not a regular file: a recording is a "
+                "plain JSON file; remove it or replace it with the real recording",
+            )
+        if info.st_size > MAX_RECORDING_BYTES:
+            raise _too_large(path)
+        try:
+            raw = handle.read(MAX_RECORDING_BYTES + 1)  # a file growing while read stops here
+        except OSError as exc:
+            raise RecordingFormatError(
+                path, f"cannot read the file: {exc.strerror or exc}"
+            ) from exc
+    if len(raw) > MAX_RECORDING_BYTES:
+        raise _too_large(path)
+    return raw
+
+
+def _too_large(path: Path) -> RecordingFormatError:
+    return RecordingFormatError(
+        path,
+        f"the file is over {MAX_RECORDING_BYTES // (1024 * 1024)} MiB, more than any recording "
+        "apirecorder reads; re-record it (or split the test)",
+    )
+
+
+def _check_inside(path: Path, root: Path) -> None:
+    # A symlink committed inside the root (a file, a test folder or its recordings/) must not
+    # make a lookup read, or a record write, somewhere else on the machine.
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise RecordingFormatError(
+            path,
+            f"it resolves to {real}, outside the storage root {real_root} (a symlink): "
+            "replace the link with a real file or folder",
+        )
+
+
+def load_recording(path: Path, root: Path | None = None) -> Recording:
     """Read and check one recording file; any problem raises RecordingFormatError naming it."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
+        raw = read_recording_bytes(path, root)
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
     return parse_recording(raw, path)
 
 
+# Byte-order marks, longest first: UTF-32 LE starts like UTF-16 LE.
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xef\xbb\xbf", "UTF-8 with a byte-order mark"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
+
+
+def _check_encoding(raw: bytes, path: Path) -> None:
+    # json.loads(bytes) decodes UTF-16 and UTF-32 silently; the format is UTF-8 only, so a
+    # file another tool re-encoded is named rather than half-accepted.
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise RecordingFormatError(
+                path,
+                f"the file is {encoding} text; recordings are UTF-8 without a byte-order "
+                "mark: re-save it as UTF-8 or re-record it",
+            )
+    if b"\x00" in raw[:4]:
+        raise RecordingFormatError(
+            path,
+            "the file looks like UTF-16 or UTF-32 text (NUL bytes); recordings are UTF-8: "
+            "re-save it as UTF-8 or re-record it",
+        )
+
+
 def parse_recording(raw: bytes, path: Path) -> Recording:
     """Parse and check the bytes of a recording file."""
+    _check_encoding(raw, path)
     try:
         data = _loads(raw)
     except UnicodeDecodeError as exc:
@@ -305,15 +431,16 @@ def parse_recording(raw: bytes, path: Path) -> Recording:
 def _loads(raw: bytes) -> Any:
     # pydantic-core's parser (jiter) reads recordings 1.4x (text) to 4.5x (numbers, such as
     # embeddings) faster than json.loads and returns the same values for every document it
-    # accepts. Whatever it refuses (invalid JSON, lone surrogates, a BOM, deep nesting) goes
-    # to json.loads, which gives the value or the error it always gave.
+    # accepts. Whatever it refuses (invalid JSON, lone surrogates, deep nesting) goes to
+    # json.loads, which gives the value or the error it always gave. The bytes are decoded
+    # first, as strict UTF-8: json.loads would guess UTF-16 and UTF-32 from bytes.
     fast = _fast_json_parser()
     if fast is not None:
         try:
             return fast(raw)
         except Exception:
             pass
-    return json.loads(raw)
+    return json.loads(raw.decode("utf-8"))
 
 
 @functools.cache
@@ -353,6 +480,16 @@ def _check_response(request: dict[str, Any], response: dict[str, Any], path: Pat
         raise RecordingFormatError(
             path, f"response.exception_data must be an object, found {type(data).__name__}"
         )
+    if isinstance(data, dict) and data.get("body") is not None:
+        try:
+            # What replay does with it: the body of an HTTP error response, strict JSON.
+            json.dumps(data["body"], ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+            raise RecordingFormatError(
+                path,
+                "response.exception_data.body holds NaN, Infinity or a lone surrogate, which "
+                f"no HTTP error body can carry ({exc}); re-record this file",
+            ) from exc
     for holder, key in ((data, "status_code"), (response, "status")):
         value = holder.get(key) if isinstance(holder, dict) else None
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -366,9 +503,32 @@ def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[st
     # The reference recorder stores original ids in a mapping and replaces them on load.
     if not isinstance(mapping, dict):
         raise RecordingFormatError(path, '"id_normalization_mapping" must be an object')
+    if len(mapping) > MAX_ID_MAPPING_ENTRIES:
+        raise RecordingFormatError(
+            path,
+            f'"id_normalization_mapping" has {len(mapping)} entries, over the '
+            f"{MAX_ID_MAPPING_ENTRIES} apirecorder applies; re-record this file",
+        )
     text = json.dumps(data)
+    # The replacements chain (each applies to the result of the ones before), so a small
+    # mapping can double the text at every step: bound the size before each one is made.
+    limit = min(MAX_RECORDING_BYTES, MAX_ID_MAPPING_GROWTH * len(text) + 1024 * 1024)
     for normalized, original in mapping.items():
-        text = text.replace(str(original), str(normalized))
+        old, new = str(original), str(normalized)
+        if not old:
+            raise RecordingFormatError(
+                path, '"id_normalization_mapping" maps an empty string; re-record this file'
+            )
+        count = text.count(old)
+        if not count:
+            continue
+        if len(text) + count * (len(new) - len(old)) > limit:
+            raise RecordingFormatError(
+                path,
+                '"id_normalization_mapping" would make the recording over '
+                f"{limit} characters; re-record this file",
+            )
+        text = text.replace(old, new)
     try:
         result = json.loads(text)
     except ValueError as exc:
@@ -404,11 +564,116 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+class RecordingWriteError(ApiRecorderError):
+    """A recording could not be written (full disk, read-only folder...); the old file stays."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+_WRITE_FIXES = {
+    errno.ENOSPC: "the disk is full: free some space and record again",
+    getattr(
+        errno, "EDQUOT", errno.ENOSPC
+    ): "the disk quota is used up: free some space and record again",
+    errno.EROFS: "the folder is on a read-only file system: record where you can write "
+    "(storage_dir=, APIRECORDER_DIR or --apirecorder-dir)",
+    errno.EACCES: "the folder is not writable by this user: fix its permissions "
+    "(chmod u+w) or record elsewhere",
+    errno.EPERM: "the folder is not writable by this user: fix its permissions "
+    "(chmod u+w) or record elsewhere",
+}
+
+
+def _write_error(path: Path, exc: OSError) -> RecordingWriteError:
+    reason = exc.strerror or str(exc)
+    fix = _WRITE_FIXES.get(exc.errno or 0, "check the folder and record again")
+    return RecordingWriteError(
+        path,
+        f"cannot write the recording ({reason}); {fix}. "
+        "Any earlier recording of this call was left as it was.",
+    )
+
+
+# A temp file's name holds the writing process's pid, so a later run can tell the orphan
+# of a killed run from the file another live process is writing right now.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp")
+#: A temp file this old is an orphan whatever its pid says (the pid may be reused).
+ORPHAN_AGE_S = 3600.0
+_cleaned_folders: set[Path] = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, but someone else's
+        return True
+    return True
+
+
+def remove_orphan_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files that killed runs left in ``folder``; the paths removed.
+
+    A temp file is an orphan when the process that made it is gone, or it is older than
+    ``ORPHAN_AGE_S`` (older names without a pid count by age alone).
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temp_file(entry.name):
+            continue
+        match = _TEMP_NAME.fullmatch(entry.name)
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
+        except OSError:
+            continue
+        if old or (match is not None and not _pid_alive(int(match.group("pid")))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _clean_once(folder: Path) -> None:
+    # Once per folder and process: a folder of 100,000 recordings is listed once, not per write.
+    if folder in _cleaned_folders:
+        return
+    _cleaned_folders.add(folder)
+    remove_orphan_temp_files(folder)
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` so readers see the old file or the new one, never a partial one."""
+    """Write ``payload`` so readers see the old file or the new one, never a partial one.
+
+    Any OSError (full disk, read-only folder) raises RecordingWriteError naming the file and
+    the fix; a folder deleted meanwhile is made again.
+    """
+    try:
+        _write_atomic(path, payload)
+    except FileNotFoundError:
+        try:  # the folder went away between mkdir and the write (a clean-up mid-run)
+            _write_atomic(path, payload)
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_once(path.parent)
     fd, tmp = tempfile.mkstemp(
-        prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent
+        prefix=f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=path.parent
     )
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -487,11 +752,18 @@ class Storage:
         test_file = test_id.split("::", 1)[0]
         if ".py" not in test_file:
             return (shared,)
-        relative = safe_relative_dir(test_file).parent
+        # Only the folder part is sanitized (and shortened): a long file name must not push
+        # a short folder over the limit and so send its recordings to the shared folder.
+        folder = test_file.replace("\\", "/").rpartition("/")[0]
+        relative = safe_relative_dir(folder)
         candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
         if not candidate.is_relative_to(self.root) or candidate == shared:
-            return (shared,)
-        return (candidate, shared)
+            return (self._contained(shared),)
+        return (self._contained(candidate), self._contained(shared))
+
+    def _contained(self, folder: Path) -> Path:
+        _check_inside(folder, self.root)
+        return folder
 
     def path_for(self, file_name: str, test_id: str | None) -> Path:
         """Where a new recording named ``file_name`` for ``test_id`` is written."""
@@ -517,11 +789,9 @@ class Storage:
         for folder in self.dirs_for(test_id):
             path = folder / name
             try:
-                raw = path.read_bytes()
+                raw = read_recording_bytes(path, self.root)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            except OSError as exc:
-                raise RecordingFormatError(path, f"cannot read the file: {exc}") from exc
             recording = parse_recording(raw, path)
             self.mark_used(path)
             return recording
@@ -546,7 +816,7 @@ class Storage:
                 if path in seen:
                     continue
                 seen.add(path)
-                found.append(load_recording(path))
+                found.append(load_recording(path, self.root))
                 self.mark_used(path)
         return found
 
