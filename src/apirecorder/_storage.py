@@ -746,6 +746,14 @@ class Storage:
         return dirs
 
     def _colocated_dirs(self, test_id: str | None) -> tuple[Path, ...]:
+        dirs = self._candidate_dirs(test_id)
+        # A symlink committed inside the root (a test folder, a recordings/ folder) must not
+        # send reads or writes outside it: checked once per test id, as dirs_for caches.
+        for folder in dirs:
+            _check_inside(folder, self.root)
+        return dirs
+
+    def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:
         shared = self.shared_dir
         if not test_id:
             return (shared,)
@@ -758,12 +766,8 @@ class Storage:
         relative = safe_relative_dir(folder)
         candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
         if not candidate.is_relative_to(self.root) or candidate == shared:
-            return (self._contained(shared),)
-        return (self._contained(candidate), self._contained(shared))
-
-    def _contained(self, folder: Path) -> Path:
-        _check_inside(folder, self.root)
-        return folder
+            return (shared,)
+        return (candidate, shared)
 
     def path_for(self, file_name: str, test_id: str | None) -> Path:
         """Where a new recording named ``file_name`` for ``test_id`` is written."""
