@@ -21,9 +21,7 @@ from apirecorder._cli import main
 from apirecorder._hashing import (
     Generation,
     http_request_hash,
-    http_request_hashes,
     inference_request_hash,
-    inference_request_hashes,
     recorded_request_hash,
     recorded_request_hashes,
     tool_request_hash,
@@ -120,6 +118,11 @@ def test_tool_hash_is_the_references_and_normalizes_nothing(body: Any) -> None:
     )
 
 
+def _both(url: str, body: Any) -> tuple[str, str]:
+    request = {"method": "POST", "url": url, "body": body}
+    return recorded_request_hashes(TEST_ID, request)
+
+
 def test_the_cases_touch_what_they_name() -> None:
     # Guards the table above: a rule that silently stopped applying would still hash alike.
     assert reference.normalize_string(FILE_SEARCH_TEXT) == (
@@ -135,14 +138,12 @@ def test_the_cases_touch_what_they_name() -> None:
         "project_id of a dict in a list goes",
     }
     for name in touched:
-        current, previous = inference_request_hashes("POST", OPENAI, BODIES[name], TEST_ID)
+        current, previous = _both(OPENAI, BODIES[name])
         assert current != previous, name
-    current, previous = inference_request_hashes(
-        "POST", BEDROCK, BODIES["stream_options at the root"], TEST_ID
-    )
+    current, previous = _both(BEDROCK, BODIES["stream_options at the root"])
     assert current != previous
     for name in ("plain", "floats", "project_id below the root is kept", "empty"):
-        current, previous = inference_request_hashes("POST", BEDROCK, BODIES[name], TEST_ID)
+        current, previous = _both(BEDROCK, BODIES[name])
         assert current == previous, name
 
 
@@ -182,8 +183,8 @@ def test_any_body_hashes_as_the_reference_hashes_it(body: dict[str, Any], url: s
 def test_the_callers_body_is_never_changed() -> None:
     body = {"extra_body": {"project_id": "p"}, "stream_options": {"x": 1}, "s": "score: 1"}
     before = json.dumps(body)
-    inference_request_hashes("POST", BEDROCK, body, TEST_ID)
-    http_request_hashes(BEDROCK, "POST", body, TEST_ID)
+    _both(BEDROCK, body)
+    recorded_request_hashes(TEST_ID, {"test_id": TEST_ID, "url": BEDROCK, "payload": body})
     assert json.dumps(body) == before
 
 

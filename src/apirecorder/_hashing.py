@@ -2,7 +2,7 @@
 
 The reference changed its rules once (2026), so two generations exist: ``CURRENT`` names new
 recordings, ``PREVIOUS`` is what files written before the change are named by. A lookup that
-misses under the current name tries the previous one (:func:`inference_request_hashes`).
+misses under the current name tries the previous one (:func:`recorded_request_hashes`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ __all__ = [
     "apply_normalizers",
     "endpoint_path",
     "http_request_hash",
-    "http_request_hashes",
     "inference_request_hash",
-    "inference_request_hashes",
     "normalize_for_hash",
     "recorded_request_hash",
     "recorded_request_hashes",
@@ -176,21 +174,6 @@ def inference_request_hash(
     return _digest(key)
 
 
-def inference_request_hashes(
-    method: str,
-    url: str,
-    body: Any,
-    test_id: str | None,
-    normalizers: Sequence[BodyNormalizer] = (),
-) -> tuple[str, str]:
-    """The (current, previous) hashes of an inference call; equal when no new rule applies."""
-    current, previous = (
-        inference_request_hash(method, url, body, test_id, normalizers, generation=generation)
-        for generation in GENERATIONS
-    )
-    return current, previous
-
-
 def tool_request_hash(provider: str, tool_name: str, kwargs: Mapping[str, Any]) -> str:
     """Hash a tool invocation from its provider, name and bound keyword arguments.
 
@@ -221,21 +204,6 @@ def http_request_hash(
             "payload": normalize_for_hash(apply_normalizers(normalizers, payload), generation),
         }
     )
-
-
-def http_request_hashes(
-    url: str,
-    method: str,
-    payload: Any,
-    test_id: str | None,
-    normalizers: Sequence[BodyNormalizer] = (),
-) -> tuple[str, str]:
-    """The (current, previous) hashes of a raw HTTP exchange."""
-    current, previous = (
-        http_request_hash(url, method, payload, test_id, normalizers, generation=generation)
-        for generation in GENERATIONS
-    )
-    return current, previous
 
 
 def request_kind(request: Mapping[str, Any]) -> str:
@@ -292,7 +260,11 @@ def recorded_request_hashes(
     request: Mapping[str, Any],
     normalizers: Sequence[BodyNormalizer] = (),
 ) -> tuple[str, str]:
-    """The (current, previous) hashes of a recorded request."""
+    """The (current, previous) hashes of a recorded request; equal when no new rule applies.
+
+    A lookup tries the first, then the second; on the hot path, compute the previous one only
+    after a miss (``recorded_request_hash(..., generation=Generation.PREVIOUS)``).
+    """
     current, previous = (
         recorded_request_hash(test_id, request, generation=generation, normalizers=normalizers)
         for generation in GENERATIONS

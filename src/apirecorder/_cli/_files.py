@@ -23,6 +23,7 @@ from ._views import display_path
 __all__ = [
     "Problem",
     "collect_recordings",
+    "existing_paths",
     "find_by_hash",
     "iter_json_files",
     "looks_like_recording",
@@ -132,3 +133,17 @@ def resolve_recording_arg(target: str, root: Path) -> tuple[Path | None, str]:
         names = ", ".join(display_path(p) for p in matches[:5])
         return None, f"{len(matches)} recordings match {target}: {names}; give more digits"
     return matches[0], ""
+
+
+def existing_paths(command: str, given: Sequence[str]) -> list[Path] | None:
+    """The PATH arguments of ``command`` (default: the current folder), or None after printing
+    the usage error naming the ones that do not exist."""
+    paths = [Path(p) for p in (given or ["."])]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(
+            f"apirecorder {command}: error: no such file or folder: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return None
+    return paths

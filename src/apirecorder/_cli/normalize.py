@@ -17,7 +17,7 @@ from .._storage import (
     name_hash,
     write_atomic,
 )
-from ._files import collect_recordings, progress
+from ._files import collect_recordings, existing_paths, progress
 from ._views import display_path
 
 __all__ = ["register", "run"]
@@ -55,13 +55,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List, or rewrite, the recordings normalization changes."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder normalize: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("normalize", args.paths)
+    if paths is None:
         return 2
     recordings, problems = collect_recordings(paths)
     for problem in problems:

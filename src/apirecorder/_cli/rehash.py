@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._hashing import Generation
-from ._files import collect_recordings, progress
+from ._files import collect_recordings, existing_paths, progress
 from ._verifying import name_generation
 from ._views import display_path
 
@@ -69,13 +69,8 @@ def _rename_without_overwriting(old: Path, new: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """List, or make, the renames from previous-generation names to current ones."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder rehash: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("rehash", args.paths)
+    if paths is None:
         return 2
     recordings, problems = collect_recordings(paths)
     for problem in problems:

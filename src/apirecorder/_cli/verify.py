@@ -6,11 +6,10 @@ import argparse
 import importlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from .._hashing import BodyNormalizer
-from ._files import collect_recordings
+from ._files import collect_recordings, existing_paths
 from ._verifying import verify_recordings
 from ._views import display_path
 
@@ -81,13 +80,8 @@ def load_normalizers(specs: list[str]) -> list[BodyNormalizer]:
 
 def run(args: argparse.Namespace) -> int:
     """Check the recordings and print each problem."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder verify: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("verify", args.paths)
+    if paths is None:
         return 2
     try:
         normalizers = load_normalizers(args.normalizer)
