@@ -19,7 +19,7 @@ import openai
 import pytest
 
 import apirecorder
-from apirecorder import _storage
+from apirecorder import _writing
 from apirecorder._cli import main
 from apirecorder._storage import RecordingWriteError
 from tests.upstream import Upstream
@@ -54,9 +54,9 @@ FIXES = {
 }
 #: Where the write fails: making the temp file, flushing it to disk, renaming it into place.
 STEPS = {
-    "mkstemp": (_storage.tempfile, "mkstemp"),
-    "fsync": (_storage.os, "fsync"),
-    "replace": (_storage.os, "replace"),
+    "mkstemp": (_writing.tempfile, "mkstemp"),
+    "fsync": (_writing.os, "fsync"),
+    "replace": (_writing.os, "replace"),
 }
 
 
@@ -87,7 +87,7 @@ def test_a_folder_removed_just_before_the_write_is_made_again(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "recordings"
-    real_mkstemp = _storage.tempfile.mkstemp
+    real_mkstemp = _writing.tempfile.mkstemp
     removed: list[Path] = []
 
     def remove_then_make(*args: Any, **kwargs: Any) -> Any:
@@ -96,7 +96,7 @@ def test_a_folder_removed_just_before_the_write_is_made_again(
             removed.append(folder)
         return real_mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(_storage.tempfile, "mkstemp", remove_then_make)
+    monkeypatch.setattr(_writing.tempfile, "mkstemp", remove_then_make)
     answer = _record(upstream.url, folder)
     assert removed == [folder]
     assert len(list(folder.glob("*.json"))) == 1

@@ -162,11 +162,11 @@ def test_the_cli_names_a_hostile_file_and_goes_on(case: str, command: str, tmp_p
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apirecorder import _storage
+    from apirecorder import _loading
 
     path = tmp_path / NAME
     path.write_text(_text(_recording()))
-    monkeypatch.setattr(_storage, "MAX_RECORDING_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(_loading, "MAX_RECORDING_BYTES", path.stat().st_size - 1)
     with pytest.raises(RecordingFormatError, match="MiB, more than any recording"):
         load_recording(path)
     assert MAX_RECORDING_BYTES >= 64 * 1024 * 1024  # embeddings recordings can be large

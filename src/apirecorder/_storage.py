@@ -1,31 +1,40 @@
-"""Where recordings live on disk, and reading and writing them safely.
+"""Where recordings live on disk: the file-name grammar, the layouts, the lookups.
 
 Two layouts: *flat* (every file directly in one folder) and *co-located* (next to the test
 file that made them, in ``<test folder>/recordings/``, with ``<root>/recordings/`` for calls
 made outside any test). Files are named by request hash, so a lookup is one file open.
+Reading one file safely is ``_loading``'s job and writing one ``_writing``'s; their public
+names are re-exported here, where the rest of the package has always found them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import functools
 import hashlib
-import json
 import os
 import re
-import stat
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from . import _hashing
-from ._exceptions import ApiRecorderError, RecordingFormatError
+from ._loading import FORMAT_VERSION as FORMAT_VERSION
+from ._loading import MAX_RECORDING_BYTES as MAX_RECORDING_BYTES
+from ._loading import Recording as Recording
+from ._loading import _fast_json_parser as _fast_json_parser
+from ._loading import _loads as _loads
+from ._loading import check_inside
+from ._loading import load_recording as load_recording
+from ._loading import parse_recording as parse_recording
+from ._loading import read_recording_bytes as read_recording_bytes
+from ._writing import RecordingWriteError as RecordingWriteError
+from ._writing import dump_recording as dump_recording
+from ._writing import is_temp_file as is_temp_file
+from ._writing import remove_orphan_temp_files as remove_orphan_temp_files
+from ._writing import write_atomic as write_atomic
 
 __all__ = [
     "FORMAT_VERSION",
@@ -53,36 +62,9 @@ __all__ = [
     "safe_relative_dir",
 ]
 
-#: Written as ``format_version``; files without it are reference recordings (version 1).
-FORMAT_VERSION = 1
-
 RECORDINGS_DIRNAME = "recordings"
 _MAX_COMPONENT = 100
 _MAX_RELATIVE = 200
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One recording file as read from disk: its path and its raw JSON content."""
-
-    path: Path
-    data: dict[str, Any]
-
-    @property
-    def request(self) -> dict[str, Any]:
-        request: dict[str, Any] = self.data["request"]
-        return request
-
-    @property
-    def response(self) -> dict[str, Any]:
-        response: dict[str, Any] = self.data["response"]
-        return response
-
-    @property
-    def test_id(self) -> str | None:
-        """The test id it was made under: top level, else inside the request (tool, HTTP)."""
-        value = self.data.get("test_id", self.request.get("test_id"))
-        return value if isinstance(value, str) else None
 
 
 # -- the file-name grammar -------------------------------------------------------------
@@ -91,7 +73,6 @@ class Recording:
 HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
 #: ``models-<hash>-<digest>.json``: one model set of a model-list endpoint.
 MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
-_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
 
 
 def recording_file_name(request_hash: str, model_ids: Sequence[str] | None = None) -> str:
@@ -106,11 +87,6 @@ def name_hash(path: Path) -> str | None:
     """The request hash a file's name claims, or None for a name that is no hash."""
     match = HASH_NAME.fullmatch(path.name) or MODELS_NAME.fullmatch(path.name)
     return match.group("hash") if match else None
-
-
-def is_temp_file(name: str) -> bool:
-    """A temp file of :func:`write_atomic` (``.<name>.<random>.tmp``), live or orphaned."""
-    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX) and ".json." in name
 
 
 def is_model_list(request: Mapping[str, Any]) -> bool:
@@ -261,435 +237,6 @@ def model_list_digest(model_ids: list[str]) -> str:
 
 
 #: The largest recording file read (bytes): a bound on the memory one file can take.
-MAX_RECORDING_BYTES = 256 * 1024 * 1024
-#: An ``id_normalization_mapping`` may hold at most this many entries...
-MAX_ID_MAPPING_ENTRIES = 10_000
-#: ...and may make the recording at most this many times larger (plus 1 MiB).
-MAX_ID_MAPPING_GROWTH = 4
-
-_FILE_KINDS = (
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a folder"),
-)
-
-
-def _not_regular(mode: int) -> str:
-    for check, name in _FILE_KINDS:
-        if check(mode):
-            return name
-    return "not a regular file"
-
-
-def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
-    """The bytes of a recording file, refusing what is not a regular file inside ``root``.
-
-    Never blocks (a FIFO is opened non-blocking and refused), never reads more than
-    ``MAX_RECORDING_BYTES``, and with ``root`` given refuses a symlink that leads outside it.
-    FileNotFoundError and NotADirectoryError pass through (a miss); every other problem
-    raises RecordingFormatError naming the file.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    nofollow = getattr(os, "O_NOFOLLOW", 0) if root is not None else 0
-    try:
-        try:
-            fd = os.open(path, flags | nofollow)
-        except OSError as exc:
-            if not nofollow or exc.errno != errno.ELOOP:
-                raise
-            # The file is a symlink: follow it only when it stays inside the root (checked
-            # only then, so the usual lookup costs one open).
-            _check_inside(path, root or path.parent)
-            fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError):
-        raise
-    except OSError as exc:
-        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RecordingFormatError(
-                path,
-                f"it is {_not_regular(info.st_mode)}, not a regular file: a recording is a "
-                "plain JSON file; remove it or replace it with the real recording",
-            )
-        if info.st_size > MAX_RECORDING_BYTES:
-            raise _too_large(path)
-        try:
-            raw = handle.read(MAX_RECORDING_BYTES + 1)  # a file growing while read stops here
-        except OSError as exc:
-            raise RecordingFormatError(
-                path, f"cannot read the file: {exc.strerror or exc}"
-            ) from exc
-    if len(raw) > MAX_RECORDING_BYTES:
-        raise _too_large(path)
-    return raw
-
-
-def _too_large(path: Path) -> RecordingFormatError:
-    return RecordingFormatError(
-        path,
-        f"the file is over {MAX_RECORDING_BYTES // (1024 * 1024)} MiB, more than any recording "
-        "apirecorder reads; re-record it (or split the test)",
-    )
-
-
-def _check_inside(path: Path, root: Path) -> None:
-    # A symlink committed inside the root (a file, a test folder or its recordings/) must not
-    # make a lookup read, or a record write, somewhere else on the machine.
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise RecordingFormatError(
-            path,
-            f"it resolves to {real}, outside the storage root {real_root} (a symlink): "
-            "replace the link with a real file or folder",
-        )
-
-
-def load_recording(path: Path, root: Path | None = None) -> Recording:
-    """Read and check one recording file; any problem raises RecordingFormatError naming it."""
-    try:
-        raw = read_recording_bytes(path, root)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    return parse_recording(raw, path)
-
-
-# Byte-order marks, longest first: UTF-32 LE starts like UTF-16 LE.
-_BOMS = (
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\xef\xbb\xbf", "UTF-8 with a byte-order mark"),
-    (b"\xfe\xff", "UTF-16"),
-    (b"\xff\xfe", "UTF-16"),
-)
-
-
-def _check_encoding(raw: bytes, path: Path) -> None:
-    # json.loads(bytes) decodes UTF-16 and UTF-32 silently; the format is UTF-8 only, so a
-    # file another tool re-encoded is named rather than half-accepted.
-    for bom, encoding in _BOMS:
-        if raw.startswith(bom):
-            raise RecordingFormatError(
-                path,
-                f"the file is {encoding} text; recordings are UTF-8 without a byte-order "
-                "mark: re-save it as UTF-8 or re-record it",
-            )
-    if b"\x00" in raw[:4]:
-        raise RecordingFormatError(
-            path,
-            "the file looks like UTF-16 or UTF-32 text (NUL bytes); recordings are UTF-8: "
-            "re-save it as UTF-8 or re-record it",
-        )
-
-
-def parse_recording(raw: bytes, path: Path) -> Recording:
-    """Parse and check the bytes of a recording file."""
-    _check_encoding(raw, path)
-    try:
-        data = _loads(raw)
-    except UnicodeDecodeError as exc:
-        raise RecordingFormatError(path, f"the file is not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise RecordingFormatError(
-            path,
-            f"the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "it may be truncated or hand-edited: re-record it",
-        ) from exc
-    except ValueError as exc:  # such as an integer literal over Python's digit limit
-        raise RecordingFormatError(path, f"the file is not valid JSON ({exc})") from exc
-    except RecursionError as exc:
-        raise RecordingFormatError(path, "the JSON is nested too deeply to read") from exc
-    if not isinstance(data, dict):
-        raise RecordingFormatError(
-            path, f"a recording must be a JSON object, found {type(data).__name__}"
-        )
-    for key in ("request", "response"):
-        if key not in data:
-            raise RecordingFormatError(path, f'the "{key}" field is missing; re-record this file')
-        if not isinstance(data[key], dict):
-            raise RecordingFormatError(
-                path, f'the "{key}" field must be an object, found {type(data[key]).__name__}'
-            )
-    version = data.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise RecordingFormatError(
-            path,
-            f"format_version {version!r} is not known to this apirecorder release "
-            f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
-        )
-    _check_response(data["request"], data["response"], path)
-    mapping = data.get("id_normalization_mapping")
-    if mapping:
-        data = _apply_id_mapping(data, mapping, path)
-    return Recording(path, data)
-
-
-def _loads(raw: bytes) -> Any:
-    # pydantic-core's parser (jiter) reads recordings 1.4x (text) to 4.5x (numbers, such as
-    # embeddings) faster than json.loads and returns the same values for every document it
-    # accepts. Whatever it refuses (invalid JSON, lone surrogates, deep nesting) goes to
-    # json.loads, which gives the value or the error it always gave. The bytes are decoded
-    # first, as strict UTF-8: json.loads would guess UTF-16 and UTF-32 from bytes.
-    fast = _fast_json_parser()
-    if fast is not None:
-        try:
-            return fast(raw)
-        except Exception:
-            pass
-    return json.loads(raw.decode("utf-8"))
-
-
-@functools.cache
-def _fast_json_parser() -> Callable[[bytes], Any] | None:
-    try:  # it comes with every SDK apirecorder supports; without it, json alone
-        from pydantic_core import from_json
-    except ImportError:
-        return None
-    return from_json
-
-
-def _check_response(request: dict[str, Any], response: dict[str, Any], path: Path) -> None:
-    # Cheap top-level checks, so a replay never hands a test an empty stream, a single object
-    # for a stream, or a half-built error because a file was hand-edited; typed values are
-    # checked as they are rebuilt.
-    for flag in ("is_streaming", "is_exception"):
-        if response.get(flag) not in (None, True, False):
-            raise RecordingFormatError(
-                path, f"response.{flag} must be true or false, found {response[flag]!r}"
-            )
-    body = request.get("body")
-    asked_stream = isinstance(body, dict) and body.get("stream") is True
-    if asked_stream and not response.get("is_streaming") and not response.get("is_exception"):
-        raise RecordingFormatError(
-            path,
-            "request.body.stream is true but response.is_streaming is not; the recorded "
-            "response is not a stream: re-record this file",
-        )
-    if response.get("is_streaming") and not isinstance(response.get("body"), list):
-        raise RecordingFormatError(
-            path,
-            "response.body must be a list of chunks when is_streaming is true, found "
-            f"{type(response.get('body')).__name__}; re-record this file",
-        )
-    data = response.get("exception_data")
-    if response.get("is_exception") and data is not None and not isinstance(data, dict):
-        raise RecordingFormatError(
-            path, f"response.exception_data must be an object, found {type(data).__name__}"
-        )
-    if isinstance(data, dict) and data.get("body") is not None:
-        try:
-            # What replay does with it: the body of an HTTP error response, strict JSON.
-            json.dumps(data["body"], ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
-            raise RecordingFormatError(
-                path,
-                "response.exception_data.body holds NaN, Infinity or a lone surrogate, which "
-                f"no HTTP error body can carry ({exc}); re-record this file",
-            ) from exc
-    for holder, key in ((data, "status_code"), (response, "status")):
-        value = holder.get(key) if isinstance(holder, dict) else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            where = "response.exception_data" if holder is data else "response"
-            raise RecordingFormatError(
-                path, f"{where}.{key} must be a whole number or null, found {value!r}"
-            )
-
-
-def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
-    # The reference recorder stores original ids in a mapping and replaces them on load.
-    if not isinstance(mapping, dict):
-        raise RecordingFormatError(path, '"id_normalization_mapping" must be an object')
-    if len(mapping) > MAX_ID_MAPPING_ENTRIES:
-        raise RecordingFormatError(
-            path,
-            f'"id_normalization_mapping" has {len(mapping)} entries, over the '
-            f"{MAX_ID_MAPPING_ENTRIES} apirecorder applies; re-record this file",
-        )
-    text = json.dumps(data)
-    # The replacements chain (each applies to the result of the ones before), so a small
-    # mapping can double the text at every step: bound the size before each one is made.
-    limit = min(MAX_RECORDING_BYTES, MAX_ID_MAPPING_GROWTH * len(text) + 1024 * 1024)
-    for normalized, original in mapping.items():
-        old, new = str(original), str(normalized)
-        if not old:
-            raise RecordingFormatError(
-                path, '"id_normalization_mapping" maps an empty string; re-record this file'
-            )
-        count = text.count(old)
-        if not count:
-            continue
-        if len(text) + count * (len(new) - len(old)) > limit:
-            raise RecordingFormatError(
-                path,
-                '"id_normalization_mapping" would make the recording over '
-                f"{limit} characters; re-record this file",
-            )
-        text = text.replace(old, new)
-    try:
-        result = json.loads(text)
-    except ValueError as exc:
-        raise RecordingFormatError(
-            path, f'"id_normalization_mapping" turns the recording into invalid JSON ({exc})'
-        ) from exc
-    if not isinstance(result, dict) or not all(
-        isinstance(result.get(k), dict) for k in ("request", "response")
-    ):
-        raise RecordingFormatError(
-            path, '"id_normalization_mapping" breaks the "request" or "response" field'
-        )
-    result["id_normalization_mapping"] = {}
-    return result
-
-
-def dump_recording(data: dict[str, Any]) -> bytes:
-    """Serialize a recording the one way it is always written: 2-space indent, newline."""
-    # A lone surrogate (a provider that cut an emoji in two) cannot be UTF-8; written as its
-    # JSON escape it reads back as the same string.
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(
-        "utf-8", "backslashreplace"
-    )
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = _current_umask()
-
-
-class RecordingWriteError(ApiRecorderError):
-    """A recording could not be written (full disk, read-only folder...); the old file stays."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
-_WRITE_FIXES = {
-    errno.ENOSPC: "the disk is full: free some space and record again",
-    getattr(
-        errno, "EDQUOT", errno.ENOSPC
-    ): "the disk quota is used up: free some space and record again",
-    errno.EROFS: "the folder is on a read-only file system: record where you can write "
-    "(storage_dir=, APIRECORDER_DIR or --apirecorder-dir)",
-    errno.EACCES: "the folder is not writable by this user: fix its permissions "
-    "(chmod u+w) or record elsewhere",
-    errno.EPERM: "the folder is not writable by this user: fix its permissions "
-    "(chmod u+w) or record elsewhere",
-}
-
-
-def _write_error(path: Path, exc: OSError) -> RecordingWriteError:
-    reason = exc.strerror or str(exc)
-    fix = _WRITE_FIXES.get(exc.errno or 0, "check the folder and record again")
-    return RecordingWriteError(
-        path,
-        f"cannot write the recording ({reason}); {fix}. "
-        "Any earlier recording of this call was left as it was.",
-    )
-
-
-# A temp file's name holds the writing process's pid, so a later run can tell the orphan
-# of a killed run from the file another live process is writing right now.
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp")
-#: A temp file this old is an orphan whatever its pid says (the pid may be reused).
-ORPHAN_AGE_S = 3600.0
-_cleaned_folders: set[Path] = set()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # alive, but someone else's
-        return True
-    return True
-
-
-def remove_orphan_temp_files(folder: Path) -> list[Path]:
-    """Delete the temp files that killed runs left in ``folder``; the paths removed.
-
-    A temp file is an orphan when the process that made it is gone, or it is older than
-    ``ORPHAN_AGE_S`` (older names without a pid count by age alone).
-    """
-    removed: list[Path] = []
-    now = time.time()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not is_temp_file(entry.name):
-            continue
-        match = _TEMP_NAME.fullmatch(entry.name)
-        try:
-            old = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
-        except OSError:
-            continue
-        if old or (match is not None and not _pid_alive(int(match.group("pid")))):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-    return removed
-
-
-def _clean_once(folder: Path) -> None:
-    # Once per folder and process: a folder of 100,000 recordings is listed once, not per write.
-    if folder in _cleaned_folders:
-        return
-    _cleaned_folders.add(folder)
-    remove_orphan_temp_files(folder)
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` so readers see the old file or the new one, never a partial one.
-
-    Any OSError (full disk, read-only folder) raises RecordingWriteError naming the file and
-    the fix; a folder deleted meanwhile is made again.
-    """
-    try:
-        _write_atomic(path, payload)
-    except FileNotFoundError:
-        try:  # the folder went away between mkdir and the write (a clean-up mid-run)
-            _write_atomic(path, payload)
-        except OSError as exc:
-            raise _write_error(path, exc) from exc
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _clean_once(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=path.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); a recording is an ordinary file.
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# folder -> (its mtime in ns, the names of the model-list files in it). A model-list lookup
 # then costs one stat instead of a listing of a folder that may hold 100,000 recordings.
 _model_list_index: dict[Path, tuple[int, tuple[str, ...]]] = {}
 _index_lock = threading.Lock()
@@ -750,7 +297,7 @@ class Storage:
         # A symlink committed inside the root (a test folder, a recordings/ folder) must not
         # send reads or writes outside it: checked once per test id, as dirs_for caches.
         for folder in dirs:
-            _check_inside(folder, self.root)
+            check_inside(folder, self.root)
         return dirs
 
     def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:
