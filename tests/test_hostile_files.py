@@ -140,9 +140,22 @@ def test_hostile_file_is_a_named_error_promptly_and_in_bounded_memory(
     assert words in result["message"]
 
 
-@pytest.mark.parametrize("command", ["verify", "ls", "stats", "normalize", "rehash"])
+#: Each command given the folder holding the file, or the file itself (show takes one file).
+CLI_RUNS = [
+    *(
+        (command, given)
+        for command in ("verify", "ls", "stats", "normalize", "rehash")
+        for given in ("its folder", "the file")
+    ),
+    ("show", "the file"),
+]
+
+
+@pytest.mark.parametrize(("command", "given"), CLI_RUNS)
 @pytest.mark.parametrize("case", ["fifo", "symlink to /dev/zero", "mapping that doubles the text"])
-def test_the_cli_names_a_hostile_file_and_goes_on(case: str, command: str, tmp_path: Path) -> None:
+def test_the_cli_names_a_hostile_file_and_goes_on(
+    case: str, command: str, given: str, tmp_path: Path
+) -> None:
     make, words = CASES[case]
     make(tmp_path / NAME)
     good = tmp_path / ("cd" * 32 + ".json")
@@ -152,7 +165,8 @@ def test_the_cli_names_a_hostile_file_and_goes_on(case: str, command: str, tmp_p
         "from apirecorder._cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = _child(sys.executable, "-c", script, command, str(tmp_path))
+    target = tmp_path / NAME if given == "the file" else tmp_path
+    done = _child(sys.executable, "-c", script, command, str(target))
     assert "Traceback" not in done.stderr
     assert f"{tmp_path / NAME}: " in done.stdout + done.stderr
     assert words in done.stdout + done.stderr

@@ -49,7 +49,7 @@ def iter_json_files(paths: Iterable[Path]) -> list[Path]:
     """Every ``*.json`` file under ``paths`` (files given are kept), hidden folders skipped."""
     found: set[Path] = set()
     for path in paths:
-        if path.is_file():
+        if not path.is_dir():  # a file given by name, even a FIFO: the loader names what it is
             found.add(path)
             continue
         for folder, dirs, files in os.walk(path):
@@ -80,7 +80,7 @@ def collect_recordings(
     recordings: list[Recording] = []
     problems: list[Problem] = []
     files = iter_json_files(paths)
-    explicit = {p for p in paths if p.is_file()}
+    explicit = {p for p in paths if not p.is_dir()}
     for path in progress(files, label):
         try:
             recordings.append(load_recording(path))
@@ -122,7 +122,7 @@ def progress(items: Sequence[T], label: str, stream: TextIO | None = None) -> It
 def resolve_recording_arg(target: str, root: Path) -> tuple[Path | None, str]:
     """A recording given as a file or as a hash prefix under ``root``, or None and why not."""
     path = Path(target)
-    if path.is_file():
+    if path.exists() and not path.is_dir():
         return path, ""
     if not re.fullmatch(r"[0-9a-fA-F]{4,64}", target):
         return None, f"no such file, and {target!r} is not a hash (4 to 64 hex digits)"
