@@ -67,10 +67,11 @@ def _round_decimal(match: re.Match[str]) -> str:
 
 
 def _mask_file_search(text: str) -> str:
-    # The literal test first: the hot path hashes many strings and almost none hold these.
-    for marker, pattern, replacement in _FILE_SEARCH_RULES:
-        if marker in text:
-            text = pattern.sub(replacement, text)
+    # One cheap test first: the hot path hashes many strings and almost none hold these.
+    if "score:" in text or "attributes:" in text or "document_id:" in text or "<|" in text:
+        for marker, pattern, replacement in _FILE_SEARCH_RULES:
+            if marker in text:
+                text = pattern.sub(replacement, text)
     return text
 
 
@@ -84,7 +85,7 @@ def normalize_for_hash(
     """
     if generation is Generation.PREVIOUS:
         return _normalize_previous(value)
-    return _normalize_current(value, drop_stream_options, root=True)
+    return _normalize_current(value, drop_stream_options, True)
 
 
 def _normalize_previous(value: Any) -> Any:
@@ -99,16 +100,17 @@ def _normalize_previous(value: Any) -> Any:
     return value
 
 
-def _normalize_current(value: Any, drop_stream_options: bool, *, root: bool) -> Any:
+def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any:
+    # Strings first: they are most of what a request body holds (this runs on every call).
+    if isinstance(value, str):
+        return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
     if isinstance(value, dict):
         # As in the reference: a dict's values are never roots, and only the outermost dict
         # loses stream_options.
-        normalized = {
-            key: _normalize_current(item, False, root=False) for key, item in value.items()
-        }
+        normalized = {key: _normalize_current(item, False, False) for key, item in value.items()}
         if drop_stream_options:
             normalized.pop("stream_options", None)
-        if root:
+        if root and ("extra_body" in normalized or "extra_query" in normalized):
             for holder in _PROVIDER_CONFIG_HOLDERS:
                 extra = normalized.get(holder)
                 if isinstance(extra, dict):
@@ -117,11 +119,9 @@ def _normalize_current(value: Any, drop_stream_options: bool, *, root: bool) -> 
     if isinstance(value, list | tuple):
         # The reference's recursion into a list resets its root flag, so a dict inside a list
         # counts as a root again (its extra_body.project_id goes too). Matched on purpose.
-        return [_normalize_current(item, False, root=True) for item in value]
+        return [_normalize_current(item, False, True) for item in value]
     if isinstance(value, float):
         return round(value, 5)
-    if isinstance(value, str):
-        return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
     return value
 
 
