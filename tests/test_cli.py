@@ -17,7 +17,8 @@ import pytest
 
 import apirecorder
 from apirecorder._cli import main
-from apirecorder._inspect import Style, progress
+from apirecorder._cli._files import progress
+from apirecorder._cli._views import Style
 from tests.upstream import Upstream
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -365,11 +365,21 @@ def test_record_if_missing_records_only_what_is_missing(upstream: Upstream, tmp_
 
 def test_record_mode_always_calls_and_overwrites(upstream: Upstream, tmp_path: Path) -> None:
     client = _client(upstream)
-    for _ in range(2):
-        with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
-            _chat(client)
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = _chat(client).choices[0].message.content
+    path = _only_file(tmp_path)
+    fresh = path.read_bytes()
+    # Make the file on disk say something the upstream never said: a second record run must
+    # neither replay it nor keep it.
+    stale = json.loads(fresh)
+    stale["response"]["body"]["__data__"]["choices"][0]["message"]["content"] = "stale"
+    path.write_text(json.dumps(stale, indent=2) + "\n")
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        again = _chat(client).choices[0].message.content
     assert len(upstream.requests_to("/v1/chat/completions")) == 2
-    _only_file(tmp_path)
+    assert again == live != "stale"
+    assert _only_file(tmp_path) == path
+    assert path.read_bytes() == fresh
 
 
 def test_live_mode_writes_nothing(upstream: Upstream, tmp_path: Path) -> None:
