@@ -11,6 +11,7 @@ line, the rule and a masked preview, never the secret itself.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import json
 import os
@@ -150,15 +151,19 @@ def scan_value(
 
 
 def _line_hits(text: str, env: Mapping[str, str]) -> list[tuple[int, str, str]]:
-    """(line number, rule, secret) for each secret in ``text``, read line by line."""
-    found: list[Found] = []
-    finder = _finder(env, found)
+    """(line number, rule, secret) for each secret in ``text``. The whole text is read at
+    once, so what spans lines (a multipart field, a PEM key) is found, then located."""
+    starts = [0]
+    starts.extend(match.end() for match in _NEWLINE.finditer(text))
     hits: list[tuple[int, str, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        found.clear()
-        finder.text(line)
-        hits.extend((number, rule, secret) for _path, rule, secret in found)
+    for span in _finder(env, []).spans(text):
+        hits.append(
+            (bisect.bisect_right(starts, span.start), span.rule, text[span.start : span.end])
+        )
     return hits
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 def _allowed(secret: str, allow: tuple[re.Pattern[str], ...]) -> bool:
