@@ -370,7 +370,7 @@ _NAME_EQUALS = re.compile(
     r"""(?:"(?P<dq>[^"\\\r\n]*+)"|'(?P<sq>[^'\\\r\n]*+)'|(?P<v>[^&#;\s"'<>\\,]*+))"""
 )
 #: ``"name": "value"`` in JSON stored as text (Go ``\u0026``, PHP ``\/``, spaced ``" : "``).
-_JSON_PAIR = re.compile(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]++|\\.)*+)"')
+_JSON_PAIR = re.compile(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]|\\.)*+)"')
 #: ``Name: value`` as in a header line quoted in a log, an error body or a curl command.
 _NAME_COLON = re.compile(
     r"(?<![A-Za-z0-9_\-])(?P<n>[A-Za-z][A-Za-z0-9_\-]{0,80}+)[ \t]*+:[ \t]*+"
@@ -378,11 +378,12 @@ _NAME_COLON = re.compile(
 )
 #: ``scheme://user:password@host``.
 _USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+:(?:\\?/){2}(?P<s>[^/?#\s@\"'<>\\]++)@"
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+:\\?/\\?/(?P<s>[^/?#\s@\"'<>\\]++)@"
 )
-_MULTIPART = re.compile(
-    r"(?i)content-disposition:[ \t]*+form-data;[^\r\n]*?\bname=\"(?P<n>[^\"\r\n]{1,80}+)\""
-)
+#: A multipart part's header; its ``name="..."`` is looked for on the same line after it.
+_FORM_DATA = re.compile(r"(?i)content-disposition:[ \t]*+form-data;")
+_FORM_NAME = re.compile(r"\bname=\"(?P<n>[^\"\r\n]{1,80}+)\"")
+_BLANK_LINE = re.compile(r"\r?\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -442,20 +443,34 @@ def _name_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
 
 
 def _multipart_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
-    for match in _MULTIPART.finditer(text):
-        kind = secret_name_kind(match.group("n"))
+    # Each search starts past the previous one's result, so the text is read a bounded
+    # number of times however many parts it holds.
+    headers = list(_FORM_DATA.finditer(text))
+    line_end = blank_end = value_end = -1
+    for index, header in enumerate(headers):
+        if line_end < header.end():
+            line_end = _find_or_end(text, "\n", header.end())
+        limit = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        name = _FORM_NAME.search(text, header.end(), min(line_end, limit))
+        if name is None:
+            continue
+        kind = secret_name_kind(name.group("n"))
         if kind is None or (kind == "weak" and not in_request):
             continue
         # The value starts after the part's blank line and ends at the next boundary line.
-        blank = re.compile(r"\r?\n\r?\n").search(text, match.end())
-        if blank is None:
-            continue
-        end = text.find("\n--", blank.end())
-        end = len(text) if end < 0 else end
-        if end > blank.end() and text[end - 1] == "\r":
-            end -= 1
-        if not _redacted_already(text[blank.end() : end]):
-            yield blank.end(), end, "multipart-field"
+        if blank_end < name.end():
+            blank = _BLANK_LINE.search(text, name.end())
+            blank_end = len(text) if blank is None else blank.end()
+        if value_end < blank_end:
+            value_end = _find_or_end(text, "\n--", blank_end)
+        end = value_end - 1 if value_end > blank_end and text[value_end - 1] == "\r" else value_end
+        if blank_end < end and not _redacted_already(text[blank_end:end]):
+            yield blank_end, end, "multipart-field"
+
+
+def _find_or_end(text: str, needle: str, start: int) -> int:
+    found = text.find(needle, start)
+    return len(text) if found < 0 else found
 
 
 def _merge(spans: Iterable[tuple[int, int, int, str]]) -> list[SecretSpan]:
