@@ -45,6 +45,7 @@ __all__ = [
     "is_secret_response_value",
     "looks_random",
     "mask_secret_fields",
+    "mask_url_secrets",
     "redact_recording",
     "redact_text",
     "redactor_for",
@@ -213,8 +214,6 @@ DEFAULT_SECRET_ENV_VARS: tuple[str, ...] = (
     "VOYAGE_API_KEY",
     "XAI_API_KEY",
 )
-#: Kept for callers of the old rule; :func:`is_secret_env_name` is the rule now.
-SECRET_ENV_SUFFIXES = ("_API_KEY", "_APIKEY", "_SECRET", "_SECRET_KEY", "_TOKEN", "_PASSWORD")
 #: Shorter values are not replaced: "1" or "true" would be redacted all over a recording.
 MIN_ENV_SECRET_LENGTH = 8
 
@@ -885,11 +884,6 @@ class Redactor:
                     filler = PLACEHOLDER if position == first else ""
                     holder[key] = text[:begin] + filler + text[end:]
 
-    # -- for other modules ------------------------------------------------------------
-    def value(self, value: Any) -> Any:
-        """Any JSON-like value redacted as the body of a request would be."""
-        return self.walk(value, _request_field, in_request=True)
-
 
 def _leaf_at(starts: list[int], offset: int) -> int:
     low, high = 0, len(starts) - 1
@@ -988,6 +982,29 @@ def _set_path(node: Any, path: tuple[str | int, ...]) -> None:
                 _set_path(node[index], rest)
             elif node[index] is not None:
                 node[index] = PLACEHOLDER
+
+
+def mask_url_secrets(url: str) -> str:
+    """``url`` with the values of secret-named query and fragment parameters (by the name
+    rule: ``api-key``, ``subscription-key``, ``X-Amz-Security-Token``...) and its userinfo
+    as the placeholder, for the request hash: a recording made with one key then replays
+    with another. Values found only by format (a key in the path) are left to redaction."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    head, tail = url[:cut], url[cut:]
+    userinfo = _USERINFO.match(head)
+    if userinfo is not None and not _redacted_already(userinfo.group("s")):
+        head = head[: userinfo.start("s")] + PLACEHOLDER + head[userinfo.end("s") :]
+    if "=" not in tail:
+        return head + tail
+    spans = [
+        SecretSpan(*match.span(group), "query-parameter")
+        for match in _NAME_EQUALS.finditer(tail)
+        for group in ("dq", "sq", "v")
+        if match.group(group) is not None
+        and secret_name_kind(match.group("n")) is not None
+        and not _redacted_already(match.group(group))
+    ]
+    return head + _replace_spans(tail, spans)
 
 
 def redactor_for(session: Session) -> Redactor:
