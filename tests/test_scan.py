@@ -176,6 +176,7 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "unparsed": [],
         "unreadable": [],
         "skipped_dirs": [],
+        "not_recordings": [],
     }
     code, out, _ = _scan(capsys, "--json", str(tmp_path / "clean.json"))
     assert code == 0

@@ -298,3 +298,18 @@ def test_the_console_script_reads_a_merge_conflict(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stdout.startswith(f"{path}: line 4: ")
     assert OPENAI_KEY[8:] not in done.stdout + done.stderr
+
+
+def test_a_broken_recording_in_a_recordings_folder_is_scanned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Hand-edited: "response" lost. Elsewhere a JSON file that is no recording is skipped.
+    broken = tmp_path / "tests" / "recordings" / "r.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(_dump({"request": {"headers": {"authorization": LEAK}}}), encoding="utf-8")
+    (tmp_path / "package.json").write_text(_dump({"token": OPENAI_KEY}), encoding="utf-8")
+    code, out, err = _scan(capsys, str(tmp_path))
+    assert code == 1
+    assert out.startswith(f"{broken}: $.request.headers.authorization: ")
+    assert len(out.splitlines()) == 1
+    assert "skipped 1 JSON file(s) that are not recordings (name a file to scan it)." in err

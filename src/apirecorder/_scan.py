@@ -70,6 +70,8 @@ class ScanReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     #: Folders a walk did not enter (hidden and tool folders; see ``include_hidden``).
     skipped_dirs: list[str] = field(default_factory=list)
+    #: JSON files of a walk, outside ``recordings`` folders, that are not recordings.
+    not_recordings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class ScanReport:
             "unparsed": self.unparsed,
             "unreadable": [{"file": f, "reason": r} for f, r in self.unreadable],
             "skipped_dirs": self.skipped_dirs,
+            "not_recordings": self.not_recordings,
         }
 
 
@@ -314,7 +317,9 @@ def scan_paths(
             walked = iter_candidate_files(
                 path, include_hidden=include_hidden, skipped=report.skipped_dirs
             )
-            candidates = [(p, True) for p in walked]
+            # Inside a recordings folder every JSON file counts: a recording broken by hand
+            # (no "response") must not hide what it holds.
+            candidates = [(p, p.parent.name != "recordings") for p in walked]
         elif path.exists() or path.is_symlink():
             candidates = [(path, False)]
         else:
@@ -328,6 +333,7 @@ def scan_paths(
                 report.unreadable.append((str(candidate), exc.strerror or str(exc)))
                 continue
             if found is None:
+                report.not_recordings.append(str(candidate))
                 continue
             report.files_scanned += 1
             report.findings.extend(found.findings)

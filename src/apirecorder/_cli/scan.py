@@ -130,6 +130,12 @@ def _print_report(report: ScanReport) -> None:
             "(--include-hidden walks them).",
             file=sys.stderr,
         )
+    if report.not_recordings:
+        print(
+            f"skipped {len(report.not_recordings)} JSON file(s) that are not recordings "
+            "(name a file to scan it).",
+            file=sys.stderr,
+        )
     files = len({f.file for f in report.findings})
     if report.findings:
         print(
