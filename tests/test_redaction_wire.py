@@ -417,3 +417,21 @@ def test_mask_url_secrets_hashes_urls_the_way_they_are_written(case: str, sessio
     assert mask_url_secrets("https://x.example/a?q=1&token_type=bearer") == (
         "https://x.example/a?q=1&token_type=bearer"
     )
+
+
+def test_docs_state_the_name_rule_and_the_format_list_exactly() -> None:
+    from apirecorder import _redaction
+
+    docs = (Path(__file__).parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    rules = docs[docs.index("#### The rule for names") : docs.index("#### Streams")]
+    stated = {
+        "strong names": _redaction._STRONG_NAMES,
+        "strong suffixes": set(_redaction._STRONG_SUFFIXES),
+        "weak names": _redaction._WEAK_NAMES,
+        "words": _redaction._SECRET_WORDS,
+        "formats": {key_format.name for key_format in _redaction.KEY_FORMATS},
+    }
+    missing = {
+        what: sorted(n for n in names if f"`{n}`" not in rules) for what, names in stated.items()
+    }
+    assert missing == {what: [] for what in stated}
