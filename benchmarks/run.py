@@ -197,6 +197,45 @@ def cost_section(
     ]
 
 
+def cost_explained(measurements: list[Measurement]) -> list[str]:
+    """Why the suite rows read as they do."""
+    suite = next((m for m in measurements if m.key == "cost-suite"), None)
+    if suite is None:
+        return []
+    eager = suite.imported.get("plugin on") or []
+    lazy = suite.imported.get("plugin on, lazy")
+    reasons = []
+    if eager:
+        reasons.append(
+            "Plugin on: the first test that records or replays enters the recorder, which "
+            "installs every interceptor whose library is installed, importing each library to "
+            f"patch it ({', '.join(eager)} here: the OpenAI SDK alone builds about a thousand "
+            "pydantic models). That is the once-per-run row; the suite uses none of them."
+        )
+    if lazy == []:
+        reasons.append(
+            "Plugin on, lazy: the same plugin with `apirecorder._interceptors.install_all` "
+            "replaced by `apirecorder._interceptors._lazy.install_all` (a `-p` plugin of the "
+            "benchmark does it), which installs an interceptor when the code under test imports "
+            "its library; no library is imported, and what is left is the plugin's own "
+            "start-up and its per-test fixture and hooks. The recorder makes this its default "
+            "by importing `install_all` from `._interceptors._lazy` in `_recorder._push`."
+        )
+    elif lazy:
+        reasons.append(
+            "Plugin on, lazy: the benchmark's wiring did not take effect (the run still imported "
+            f"{', '.join(lazy)}): the recorder no longer looks `install_all` up in "
+            "`apirecorder._interceptors` when its first block opens."
+        )
+    reasons.append(
+        "Per test by difference is the CPU time left once the 1-test suite's difference "
+        "(start-up) is taken out, spread over the other tests: a few tens of microseconds "
+        "against runs that each vary by more than that in total, so read it as an order of "
+        "magnitude; the in-process block rows measure the recording block itself precisely."
+    )
+    return reasons
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and 2 rounds")
@@ -339,6 +378,8 @@ def render(
     cost = cost_table(measurements)
     if cost:
         lines += [*cost_section(measurements, sizes, machine), *cost, ""]
+        lines += [f"- {reason}" for reason in cost_explained(measurements)]
+        lines += [""]
     lines += ["## Targets (issue 7)", "", *verdict_table(found), ""]
     missed = [v for v in found if not v.met]
     if missed:

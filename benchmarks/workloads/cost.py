@@ -222,13 +222,17 @@ def block_measurement(workdir: Path, sizes: Sizes) -> Measurement:
 
     def blocks(**options: Any) -> Callable[[], None]:
         def run() -> None:
+            used: set[Path] = set()
+            folders: set[Path] = set()
             with interceptors_kept():  # as the plugin: installed once per run
                 for test_id in ids:
                     with (
-                        apirecorder.recording(mode="replay", root=root, **options),
+                        apirecorder.recording(mode="replay", root=root, **options) as session,
                         apirecorder.test_context(test_id),
                     ):
-                        pass
+                        # The plugin's fixture keeps this for the unused-recordings ledger.
+                        used |= session.storage.used
+                        folders.update(session.storage.dirs_for(test_id))
 
         return run
 
