@@ -227,11 +227,18 @@ def cost_explained(measurements: list[Measurement]) -> list[str]:
             f"{', '.join(lazy)}): the recorder no longer looks `install_all` up in "
             "`apirecorder._interceptors` when its first block opens."
         )
+    spread = suite.extra.get("spread per test")
     reasons.append(
-        "Per test by difference is the CPU time left once the 1-test suite's difference "
-        "(start-up) is taken out, spread over the other tests: a few tens of microseconds "
-        "against runs that each vary by more than that in total, so read it as an order of "
-        "magnitude; the in-process block rows measure the recording block itself precisely."
+        "Per test by difference: the CPU time left once the 1-test suite's difference "
+        "(start-up) is taken out, spread over the other tests; it includes pytest's own work "
+        "for one more autouse fixture. "
+        + (
+            f"The rounds of one variant differ by up to {human_time(spread)} per test, "
+            "which is how precise these rows are. "
+            if spread is not None
+            else ""
+        )
+        + "The in-process rows time the recording block alone."
     )
     return reasons
 

@@ -161,11 +161,10 @@ def time_variants(
             wall, cpu = runner.run(suite, variant)
             walls[variant].append(wall)
             cpus[variant].append(cpu)
-    return (
-        {v: statistics.median(s) for v, s in walls.items()},
-        walls,
-        {v: statistics.median(s) for v, s in cpus.items()},
-    )
+    medians = {v: statistics.median(s) for v, s in cpus.items()}
+    # How far apart the rounds of one variant are: the resolution of a difference.
+    medians["spread"] = max(max(s) - min(s) for s in cpus.values())
+    return {v: statistics.median(s) for v, s in walls.items()}, walls, medians
 
 
 def suite_measurements(workdir: Path, sizes: Sizes) -> list[Measurement]:
@@ -190,6 +189,8 @@ def suite_measurements(workdir: Path, sizes: Sizes) -> list[Measurement]:
         total = cpu[variant] - cpu[PLUGIN_OFF]
         extra[f"{variant} once"] = once
         extra[f"{variant} per test"] = (total - once) / (tests - 1) if tests > 1 else total
+    if rounds > 1:  # one round has no spread to speak of
+        extra["spread per test"] = cpu["spread"] / tests
     extra["pytest per test"] = medians[PLUGIN_OFF] / tests
     extra["pytest cpu per test"] = (
         (cpu[PLUGIN_OFF] - fixed_cpu[PLUGIN_OFF]) / (tests - 1) if tests > 1 else 0.0
