@@ -322,6 +322,8 @@ class Sizes:
     storage_calls: int = 10
     record_tests: int = 10
     record_calls: int = 10
+    #: Trivial tests in the generated suite of the cost workload (issue 16).
+    cost_tests: int = 1_000
 
 
 QUICK = Sizes(
@@ -340,6 +342,7 @@ QUICK = Sizes(
     storage_calls=3,
     record_tests=2,
     record_calls=3,
+    cost_tests=100,
 )
 
 
