@@ -54,28 +54,16 @@ def _tcp_fast_open() -> None:
         sock.sendto(b"GET / HTTP/1.0\r\n\r\n", socket.MSG_FASTOPEN, (TARGET, 80))
 
 
-def _c_socket_connect() -> None:
-    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.connect((TARGET, 443))
-    finally:
-        sock.close()
+def _c_socket(kind: int, method: str, *args: Any) -> Callable[[], None]:
+    # The C base class, as code that imports _socket uses it: socket.socket patches miss it.
+    def attempt() -> None:
+        sock = _socket.socket(socket.AF_INET, kind)
+        try:
+            getattr(sock, method)(*args)
+        finally:
+            sock.close()
 
-
-def _c_socket_connect_ex() -> None:
-    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.connect_ex((TARGET, 443))
-    finally:
-        sock.close()
-
-
-def _c_socket_sendto() -> None:
-    sock = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.sendto(b"x", (TARGET, 53))
-    finally:
-        sock.close()
+    return attempt
 
 
 def _raw_icmp() -> None:
@@ -164,9 +152,18 @@ WAYS_OUT: dict[str, tuple[Callable[[], Any], str]] = {
     "UDP sendmsg": (_udp_sendmsg, f"{TARGET}:123"),
     "UDP connect": (_udp_connect, f"{TARGET}:123"),
     "TCP Fast Open": (_tcp_fast_open, f"{TARGET}:80"),
-    "_socket.socket.connect": (_c_socket_connect, f"{TARGET}:443"),
-    "_socket.socket.connect_ex": (_c_socket_connect_ex, f"{TARGET}:443"),
-    "_socket.socket.sendto": (_c_socket_sendto, f"{TARGET}:53"),
+    "_socket.socket.connect": (
+        _c_socket(socket.SOCK_STREAM, "connect", (TARGET, 443)),
+        f"{TARGET}:443",
+    ),
+    "_socket.socket.connect_ex": (
+        _c_socket(socket.SOCK_STREAM, "connect_ex", (TARGET, 443)),
+        f"{TARGET}:443",
+    ),
+    "_socket.socket.sendto": (
+        _c_socket(socket.SOCK_DGRAM, "sendto", b"x", (TARGET, 53)),
+        f"{TARGET}:53",
+    ),
     "raw ICMP": (_raw_icmp, TARGET),
     "a resolver on loopback": (_loopback_resolver, "127.0.0.53:53"),
     "loop.sock_sendto": (lambda: asyncio.run(_loop_sock_sendto()), f"{TARGET}:53"),

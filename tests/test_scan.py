@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from apirecorder._cli import main
+from apirecorder._redaction import is_secret_env_name
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OPENAI_KEY = "sk-proj-Q3vLw8XnT2bRk9YpZ4mC7hJd1sFg6aUe0iOy5tWq8rEz3xNc"
@@ -22,7 +23,7 @@ def _no_secrets_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # The scan also looks for the values of secret environment variables; the machine
     # running the tests must not change what these tests see.
     for name in list(os.environ):
-        if name.upper().endswith(("_API_KEY", "_APIKEY", "_SECRET", "_TOKEN", "_PASSWORD")):
+        if is_secret_env_name(name):
             monkeypatch.delenv(name)
 
 

@@ -22,17 +22,10 @@ from apirecorder._cli import main
 from apirecorder._redaction import KEY_FORMATS, redact_recording
 from tests.test_redaction_wire import CASES, KEY_FORMAT_SAMPLES, OPENAI_KEY, SECRET
 
+# The machine's own secret variables must not change what these tests see.
+from tests.test_scan import _no_secrets_in_the_environment  # noqa: F401 - autouse fixture
+
 LEAK = f"Bearer {OPENAI_KEY}"
-
-
-@pytest.fixture(autouse=True)
-def _no_secrets_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The machine running the tests must not change what these tests see.
-    from apirecorder._redaction import is_secret_env_name
-
-    for name in list(os.environ):
-        if is_secret_env_name(name):
-            monkeypatch.delenv(name)
 
 
 def _scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

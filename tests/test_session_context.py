@@ -135,6 +135,8 @@ def test_a_server_block_stopped_from_another_thread_is_gone_everywhere(
 
     monkeypatch.setenv("APIRECORDER_MODE", "replay")
     monkeypatch.setenv("APIRECORDER_DIR", str(tmp_path))
+    # Another test in this process may have started (and left) the process's recording.
+    stop_recording_from_environment()
     started, stopped = threading.Event(), threading.Event()
 
     def request_thread() -> tuple[bool, bool]:

@@ -247,7 +247,10 @@ class SdkAdapter(Adapter[R]):
     """
 
     provider = ""
-    is_async = False
+
+    def __init__(self, *, is_async: bool = False) -> None:
+        #: Whether the call is a coroutine, so a replayed stream must be an async one.
+        self.is_async = is_async
 
     def builder(self) -> TypeBuilder | None:
         """How the SDK builds its objects from recorded data; None: validate, else construct."""

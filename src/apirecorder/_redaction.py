@@ -270,21 +270,26 @@ class KeyFormat:
     name: str
     pattern: re.Pattern[str]
     check: Callable[[re.Match[str]], bool] | None = None
+    #: Lower-case text every match holds: a string without it is not searched at all.
+    hint: str = ""
 
-    def spans(self, text: str) -> Iterator[tuple[int, int]]:
+    def spans(self, text: str, lowered: str | None = None) -> Iterator[tuple[int, int]]:
+        """(start, end) of each secret of this format in ``text`` (``lowered``: its lower case)."""
+        if self.hint and self.hint not in (text.lower() if lowered is None else lowered):
+            return
         group = "s" if "s" in self.pattern.groupindex else 0
         for match in self.pattern.finditer(text):
             if self.check is None or self.check(match):
                 yield match.span(group)
 
 
-def _prefixed(name: str, prefix: str, body: str, minimum: int) -> KeyFormat:
+def _prefixed(name: str, prefix: str, body: str, minimum: int, hint: str) -> KeyFormat:
     pattern = re.compile(rf"{_START}(?P<s>(?P<p>{prefix})[{body}]*+)")
 
     def check(match: re.Match[str]) -> bool:
         return _random_key(match.group("s")[len(match.group("p")) :], minimum)
 
-    return KeyFormat(name, pattern, check)
+    return KeyFormat(name, pattern, check, hint)
 
 
 def _bearer_token(match: re.Match[str]) -> bool:
@@ -308,31 +313,42 @@ _KEY = "A-Za-z0-9_-"
 _ALNUM = "A-Za-z0-9"
 #: Secret formats found in any text, most specific first (shared with ``apirecorder scan``).
 KEY_FORMATS: tuple[KeyFormat, ...] = (
-    _prefixed("anthropic-key", "sk-ant-", _KEY, 20),
-    _prefixed("openai-key", "sk-(?:proj-|svcacct-|admin-|or-v1-)?", _KEY, 20),
-    _prefixed("xai-key", "xai-", _KEY, 32),
-    _prefixed("perplexity-key", "pplx-", _KEY, 32),
-    _prefixed("gitlab-token", "gl(?:pat|dt|rt|ptt)-", _KEY, 20),
-    _prefixed("stripe-key", "[sr]k_(?:test|live)_", _ALNUM, 16),
-    _prefixed("tavily-key", "tvly-(?:dev-|prod-)?", _KEY, 16),
-    _prefixed("groq-key", "gsk_", _ALNUM, 20),
-    _prefixed("github-token", "(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_", 30),
-    _prefixed("huggingface-token", "hf_", _ALNUM, 30),
-    KeyFormat("aws-access-key-id", re.compile(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])")),
-    KeyFormat("google-api-key", re.compile(rf"{_START}AIza[{_KEY}]{{35}}+")),
-    KeyFormat("slack-token", re.compile(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+")),
+    _prefixed("anthropic-key", "sk-ant-", _KEY, 20, "sk-ant-"),
+    _prefixed("openai-key", "sk-(?:proj-|svcacct-|admin-|or-v1-)?", _KEY, 20, "sk-"),
+    _prefixed("xai-key", "xai-", _KEY, 32, "xai-"),
+    _prefixed("perplexity-key", "pplx-", _KEY, 32, "pplx-"),
+    _prefixed("gitlab-token", "gl(?:pat|dt|rt|ptt)-", _KEY, 20, "gl"),
+    _prefixed("stripe-key", "[sr]k_(?:test|live)_", _ALNUM, 16, "k_"),
+    _prefixed("tavily-key", "tvly-(?:dev-|prod-)?", _KEY, 16, "tvly-"),
+    _prefixed("groq-key", "gsk_", _ALNUM, 20, "gsk_"),
+    _prefixed("github-token", "(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_", 30, "gh"),
+    _prefixed("huggingface-token", "hf_", _ALNUM, 30, "hf_"),
+    KeyFormat(
+        "aws-access-key-id",
+        re.compile(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])"),
+        hint="ia",
+    ),
+    KeyFormat("google-api-key", re.compile(rf"{_START}AIza[{_KEY}]{{35}}+"), hint="aiza"),
+    KeyFormat(
+        "slack-token",
+        re.compile(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+"),
+        hint="xox",
+    ),
     KeyFormat(
         "slack-webhook",
         re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{8,}+)"),
+        hint="hooks.slack.com/",
     ),
     KeyFormat(
         "discord-webhook",
         re.compile(r"discord(?:app)?\.com/api/webhooks/(?P<s>[0-9]++/[A-Za-z0-9_-]{8,}+)"),
+        hint="discord",
     ),
     # Telegram puts the bot token in the URL path: /bot123456789:AAH.../sendMessage.
     KeyFormat(
         "telegram-bot-token",
         re.compile(rf"(?:{_START}|(?<=bot))(?P<s>[0-9]{{5,16}}+:[{_KEY}]{{30,}}+)"),
+        hint=":",
     ),
     KeyFormat(
         "private-key",
@@ -341,20 +357,24 @@ KEY_FORMATS: tuple[KeyFormat, ...] = (
             r".*?(?:-----END (?:[A-Z]++ )?PRIVATE KEY-----|\Z)",
             re.DOTALL,
         ),
+        hint="-----begin ",
     ),
     KeyFormat(
         "jwt",
         re.compile(rf"{_START}eyJ[{_KEY}]{{8,}}+\.eyJ[{_KEY}]{{8,}}+\.[{_KEY}]{{8,}}+"),
+        hint="eyj",
     ),
     KeyFormat(
         "bearer-token",
         re.compile(r"(?<![A-Za-z0-9])(?i:bearer)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9._~+/=-]++)"),
         _bearer_token,
+        "bearer",
     ),
     KeyFormat(
         "basic-auth",
         re.compile(r"(?<![A-Za-z0-9])(?i:basic)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9+/]{8,}+=*+)"),
         _basic_credentials,
+        "basic",
     ),
 )
 
@@ -531,10 +551,11 @@ def find_secrets(
 
 def _find(text: str, values: _SecretValues, in_request: bool) -> list[SecretSpan]:
     spans: list[tuple[int, int, int, str]] = []
+    lowered = text.lower()
     for priority, key_format in enumerate(KEY_FORMATS):
-        spans.extend(
-            (start, end, priority, key_format.name) for start, end in key_format.spans(text)
-        )
+        rule = key_format.name
+        found = key_format.spans(text, lowered)
+        spans.extend((start, end, priority, rule) for start, end in found)
     base = len(KEY_FORMATS)
     spans.extend((start, end, base, rule) for start, end, rule in values.spans(text))
     spans.extend((start, end, base + 1, rule) for start, end, rule in _name_spans(text, in_request))

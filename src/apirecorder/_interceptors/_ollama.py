@@ -186,9 +186,6 @@ class _OllamaAdapter(SdkAdapter[Any]):
     provider = PROVIDER
     call_errors = stream_errors = (ollama.ResponseError,)
 
-    def __init__(self, *, is_async: bool) -> None:
-        self.is_async = is_async
-
     def builder(self) -> TypeBuilder:
         return _build
 

@@ -334,9 +334,6 @@ class _OpenAIAdapter(SdkAdapter[Any]):
     provider = PROVIDER
     call_errors = stream_errors = (openai.OpenAIError,)
 
-    def __init__(self, *, is_async: bool) -> None:
-        self.is_async = is_async
-
     def builder(self) -> TypeBuilder:
         return build
 
