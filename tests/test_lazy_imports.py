@@ -34,11 +34,6 @@ CLIENT_LIBRARIES = (
 #: So the interpreters started here import this apirecorder, wherever it is checked out.
 SOURCE_DIR = str(Path(apirecorder.__file__).resolve().parent.parent)
 
-NOT_WIRED = (
-    "until the recorder installs interceptors through _interceptors._lazy (issue 16): "
-    "_recorder._push still calls _interceptors.install_all, which imports every library"
-)
-
 
 def run_python(script: str, cwd: Path) -> str:
     """Run ``script`` in a new interpreter; its stdout, after checking it succeeded."""
@@ -90,7 +85,6 @@ def test_installing_lazily_imports_no_library(tmp_path: Path) -> None:
     assert json.loads(run_python(script, tmp_path)) == []
 
 
-@pytest.mark.xfail(reason=NOT_WIRED, strict=True)
 def test_replay_block_that_uses_no_sdk_imports_no_client_library(tmp_path: Path) -> None:
     script = f"""
     import apirecorder
@@ -102,7 +96,6 @@ def test_replay_block_that_uses_no_sdk_imports_no_client_library(tmp_path: Path)
     assert json.loads(run_python(script, tmp_path)) == []
 
 
-@pytest.mark.xfail(reason=NOT_WIRED, strict=True)
 def test_plugin_replay_test_that_uses_no_sdk_imports_no_client_library(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

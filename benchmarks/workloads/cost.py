@@ -30,7 +30,7 @@ from _harness import Measurement, time_rounds
 from _scenario import Bench, Sizes
 
 import apirecorder
-from apirecorder._recorder import interceptors_kept
+from apirecorder._recording import interceptors_kept
 
 #: Every client library apirecorder supports; none may be imported by what uses none.
 CLIENT_LIBRARIES = (

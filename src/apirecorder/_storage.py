@@ -127,9 +127,12 @@ def model_ids(body: Any) -> list[str]:
 
 def merge_model_lists(records: Sequence[Recording]) -> Recording | None:
     """One recording holding the union (by id, sorted by id) of every model-list file read
-    for one hash, as the reference's ``_combine_model_list_responses`` does (DESIGN 5)."""
+    for one hash, as the reference's ``_combine_model_list_responses`` does (DESIGN 5); a
+    single file is returned as it is, in recorded order."""
     if not records:
         return None
+    if len(records) == 1:
+        return records[0]  # one file: the list as the provider sent it, in its order
     merged: dict[str, Any] = {}
     for record in records:
         for item in model_list_items(record.response.get("body")):

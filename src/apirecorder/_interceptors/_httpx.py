@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from types import ModuleType
@@ -43,14 +44,16 @@ _PATCHED = "__apirecorder_http_layer__"
 
 
 def install(stack: ExitStack) -> None:
-    """Patch the transports of httpx and httpx2 (those installed) while ``stack`` is open.
+    """Patch the transports of httpx and httpx2 (those imported) while ``stack`` is open.
 
-    Registered once per library; a library whose transports are already patched is skipped.
+    Registered once per library (the lazy installer calls this again when the other one is
+    imported); a library whose transports are already patched is skipped, and one not yet
+    imported is left to that later call: importing it here would cost what it costs.
     """
     for name in _LIBRARIES:
-        if importlib.util.find_spec(name) is None:
+        lib = sys.modules.get(name)
+        if lib is None:
             continue
-        lib = importlib.import_module(name)
         sync_cls, async_cls = lib.HTTPTransport, lib.AsyncHTTPTransport
         if getattr(sync_cls.handle_request, _PATCHED, False):
             continue
