@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _recorder
 from ._hashing import BodyNormalizer
-from ._interceptors._lazy import install_all
+from ._interceptors import install_all
 from ._modes import Mode
 from ._network import parse_hosts, session_guard
 from ._settings import DIR_ENV, HOSTS_UNDER_TEST_ENV, first_set, resolve_mode

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from contextlib import ExitStack
 
 __all__ = ["INTERCEPTORS", "install_all"]
@@ -22,9 +20,9 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
 
 
 def install_all(stack: ExitStack) -> None:
-    """Install every interceptor whose library is importable; undo is ``stack.close()``."""
-    for module_name, library in INTERCEPTORS:
-        if importlib.util.find_spec(library) is None:
-            continue
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        module.install(stack)
+    """Install every interceptor when its library is imported (at once for those already
+    imported); undo is ``stack.close()``. Nothing is imported for a library the code never uses.
+    """
+    from ._lazy import install_lazily
+
+    install_lazily(stack, INTERCEPTORS)
