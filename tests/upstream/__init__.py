@@ -1,6 +1,7 @@
 """A local fake of the AI providers' HTTP APIs, for tests: `with Upstream() as up: up.url`.
 
 Routes: OpenAI under `/v1/...`, Ollama under `/api/...`, Anthropic `/v1/messages`,
+Gemini `/v1beta/models/{model}:{method}`,
 Tavily `/search`, plain HTTP under `/misc/...`. Trigger strings in prompts make errors.
 """
 

@@ -46,6 +46,8 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     volatile: bool = True
+    #: The upstream's own state, for handlers that remember (jobs that advance, uploads).
+    state: dict[str, Any] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body parsed as JSON ({} for an empty body)."""
@@ -147,10 +149,25 @@ def count_tokens(text: str) -> int:
 def default_routes() -> Routes:
     """The routes of every provider module, merged."""
     # Imported here: the provider modules import this module's helpers.
-    from . import anthropic_api, misc_api, ollama_api, openai_api, tavily_api
+    from . import (
+        anthropic_api,
+        auth_api,
+        aws_api,
+        gemini_api,
+        jobs_api,
+        misc_api,
+        ollama_api,
+        openai_api,
+        tavily_api,
+    )
 
     routes: Routes = {}
-    for module in (openai_api, ollama_api, anthropic_api, tavily_api, misc_api):
+    # jobs_api after openai_api: it serves POST /v1/responses for background requests too.
+    modules = (
+        *(openai_api, jobs_api, ollama_api, anthropic_api, gemini_api),
+        *(aws_api, auth_api, tavily_api, misc_api),
+    )
+    for module in modules:
         routes.update(module.ROUTES)
     return routes
 
@@ -234,6 +251,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=self._read_body(),
             params=params,
             volatile=upstream.volatile,
+            state=upstream.state,
         )
         upstream.requests.append(request)
         try:
@@ -304,6 +322,7 @@ class Upstream:
         self.stream_gate = stream_gate
         self.gate_timeouts = 0
         self.requests: list[Request] = []
+        self.state: dict[str, Any] = {}
         self._routes: dict[tuple[str, str], Handler] = {}
         self._patterns: list[tuple[str, re.Pattern[str], Handler]] = []
         for (method, path), handler in (default_routes() if routes is None else routes).items():
