@@ -152,6 +152,10 @@ _UNRECORDED_REQUEST_HEADERS = CONNECTION_HEADERS | frozenset(
         "idempotency-key",
         "traceparent",
         "tracestate",
+        # AWS SigV4 signing time, the per-call invocation id and the attempt counter.
+        "x-amz-date",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
         TEST_ID_HEADER.lower(),
     }
 )
