@@ -94,7 +94,9 @@ def encode_frames(data: bytes) -> list[dict[str, Any]] | None:
         if headers is None:
             encoded.append({"raw": base64.b64encode(frame).decode("ascii")})
             continue
-        encoded.append({"headers": headers, **_encode_payload(frame[_PRELUDE + headers_length : -4])})
+        encoded.append(
+            {"headers": headers, **_encode_payload(frame[_PRELUDE + headers_length : -4])}
+        )
     return encoded
 
 
