@@ -17,6 +17,7 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_httpx", "httpx"),
     ("_httpx", "httpx2"),
     ("_requests", "requests"),
+    ("_urllib3", "urllib3"),  # botocore; the requests layer above marks what it records
     ("_aiohttp", "aiohttp"),
 )
 
