@@ -18,6 +18,7 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_httpx", "httpx2"),
     ("_requests", "requests"),
     ("_urllib3", "urllib3"),  # botocore; the requests layer above marks what it records
+    ("_httpclient", "http.client"),  # urllib.request; urllib3's connections go their own way
     ("_aiohttp", "aiohttp"),
 )
 

@@ -31,7 +31,8 @@ from .._httpexchange import (
 )
 from .._recorder import Session, active_session
 from .._types import Call, ResponseRecord
-from ._urllib3 import ReplayHTTPResponse, body_bytes, decodes
+from ._httpclient import body_bytes
+from ._urllib3 import ReplayHTTPResponse, decodes
 
 __all__ = ["install"]
 

@@ -39,8 +39,9 @@ from .._httpexchange import (
 from .._recorder import Session, active_session
 from .._storage import Recording
 from .._types import Call, ResponseRecord
+from ._httpclient import body_bytes
 
-__all__ = ["ReplayHTTPResponse", "body_bytes", "decodes", "install"]
+__all__ = ["ReplayHTTPResponse", "decodes", "install"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -128,21 +129,6 @@ class ReplayHTTPResponse(urllib3.HTTPResponse):
 
 
 # -- record -----------------------------------------------------------------------------------
-
-
-def body_bytes(body: Any) -> bytes:
-    """A request body as bytes; the caller sends these bytes in place of a one-shot body."""
-    if body is None:
-        return b""
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if isinstance(body, bytes | bytearray | memoryview):
-        return bytes(body)
-    if hasattr(body, "read"):
-        data = body.read()
-    else:
-        data = b"".join(part.encode("utf-8") if isinstance(part, str) else part for part in body)
-    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
 def decodes(headers: Any) -> bool:
