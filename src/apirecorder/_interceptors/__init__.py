@@ -13,6 +13,7 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_openai", "openai"),
     ("_ollama", "ollama"),
     ("_mcp", "mcp"),
+    ("_genai", "google.genai"),
     # The HTTP layer comes after every SDK layer; _httpx serves httpx and httpx2 (either one).
     ("_httpx", "httpx"),
     ("_httpx", "httpx2"),
