@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SECRET_ENV_VARS",
+    "FAKE_MARK",
     "KNOWN_KEY_PATTERNS",
     "PLACEHOLDER",
     "Redactor",
@@ -38,6 +39,8 @@ __all__ = [
 
 #: What every redacted value becomes.
 PLACEHOLDER = "<redacted>"
+#: Part of every stable fake written in place of a live token (``_tokens``): already safe.
+FAKE_MARK = "apirecorder-fake"
 
 #: Header names redacted in requests and responses (compared lower-case).
 SECRET_HEADERS = frozenset(
@@ -216,7 +219,7 @@ def is_secret_field(name: str, *, in_response: bool = False) -> bool:
 def is_secret_response_value(name: str, value: Any) -> bool:
     """A response field that holds a credential: an unambiguous name, or a name such as
     ``key`` or ``token`` with a random-looking value (a log-probability token is a word)."""
-    if not isinstance(value, str) or value == PLACEHOLDER:
+    if not isinstance(value, str) or value == PLACEHOLDER or FAKE_MARK in value:
         return False
     normalized = name.lower().replace("-", "_")
     if normalized in _RESPONSE_SECRET_FIELDS:
