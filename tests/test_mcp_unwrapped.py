@@ -8,7 +8,6 @@ not exist, so nothing is spawned), and the FastMCP notes server over a plain
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,15 +79,21 @@ async def use_notes_server(url: str) -> dict[str, Any]:
         return out
 
 
-def test_plain_streamable_http_client_replays_with_no_server(tmp_path: Path) -> None:
+def _record_notes(folder: Path) -> dict[str, Any]:
+    """``use_notes_server`` recorded against the running notes server."""
     notes_server.calls.clear()
     with (
         notes_server.serve() as url,
-        apirecorder.recording("record", tmp_path),
+        apirecorder.recording("record", folder),
         apirecorder.test_context(TEST_ID),
     ):
         live = asyncio.run(use_notes_server(url))
     assert notes_server.calls == ["add", "groceries"]
+    return live
+
+
+def test_plain_streamable_http_client_replays_with_no_server(tmp_path: Path) -> None:
+    live = _record_notes(tmp_path)
     found = recordings(tmp_path)
     # Only the MCP layer recorded: the transport's POSTs, event stream and DELETE did not
     # reach the HTTP layer as exchanges of their own.
@@ -103,13 +108,7 @@ def test_plain_streamable_http_client_replays_with_no_server(tmp_path: Path) -> 
 
 def test_the_wrapped_and_the_plain_http_client_share_recordings(tmp_path: Path) -> None:
     """The wrapper names an HTTP server by its URL path too: either replays the other."""
-    notes_server.calls.clear()
-    with (
-        notes_server.serve() as url,
-        apirecorder.recording("record", tmp_path),
-        apirecorder.test_context(TEST_ID),
-    ):
-        live = asyncio.run(use_notes_server(url))
+    live = _record_notes(tmp_path)
 
     async def wrapped(url: str) -> Any:
         async with (
@@ -121,4 +120,4 @@ def test_the_wrapped_and_the_plain_http_client_share_recordings(tmp_path: Path) 
 
     with _replay(tmp_path), apirecorder.test_context(TEST_ID):
         assert asyncio.run(wrapped("http://127.0.0.1:9/mcp")) == live["sum"]
-    assert json.dumps(notes_server.calls) == '["add", "groceries"]'
+    assert notes_server.calls == ["add", "groceries"]  # the replay asked the server nothing

@@ -34,7 +34,7 @@ from .._httpexchange import (
 from .._recorder import Session, active_session
 from .._types import Call, ResponseRecord
 
-__all__ = ["body_bytes", "install"]
+__all__ = ["body_bytes", "full_url", "install"]
 
 _PENDING = "_apirecorder_pending"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -158,16 +158,21 @@ class _HttpClientAdapter(HttpAdapter[http.client.HTTPResponse]):
 # -- the patched methods ----------------------------------------------------------------------
 
 
+def full_url(scheme: str, host: str, port: int | None, target: str) -> str:
+    """The URL of a request line's ``target`` sent to ``host:port`` (default ports left out)."""
+    if "://" in target:  # a request through a plain proxy names the whole URL
+        return target
+    shown = f"[{host}]" if ":" in host else host
+    suffix = "" if port in (None, _DEFAULT_PORTS.get(scheme)) else f":{port}"
+    return f"{scheme}://{shown}{suffix}{target}"
+
+
 def _full_url(conn: Any, url: str) -> str:
-    if "://" in url:  # a request through a plain proxy names the whole URL
-        return url
     scheme = "https" if isinstance(conn, http.client.HTTPSConnection) else "http"
     host, port = conn.host, conn.port
     if getattr(conn, "_tunnel_host", None):  # CONNECT through a proxy: the tunnel's end
         host, port = conn._tunnel_host, conn._tunnel_port
-    shown = f"[{host}]" if ":" in host else host
-    suffix = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
-    return f"{scheme}://{shown}{suffix}{url}"
+    return full_url(scheme, host, port, url)
 
 
 def _request(original: Callable[..., Any]) -> Callable[..., Any]:

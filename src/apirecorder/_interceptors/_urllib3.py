@@ -39,11 +39,9 @@ from .._httpexchange import (
 from .._recorder import Session, active_session
 from .._storage import Recording
 from .._types import Call, ResponseRecord
-from ._httpclient import body_bytes
+from ._httpclient import body_bytes, full_url
 
 __all__ = ["ReplayHTTPResponse", "decodes", "install"]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def install(stack: ExitStack) -> None:
@@ -143,14 +141,6 @@ def _header_value(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _full_url(pool: Any, url: str) -> str:
-    if "://" in url:  # through a proxy the request line carries the absolute URL
-        return url
-    host = f"[{pool.host}]" if ":" in pool.host else pool.host
-    port = "" if pool.port in (None, _DEFAULT_PORTS.get(pool.scheme)) else f":{pool.port}"
-    return f"{pool.scheme}://{host}{port}{url}"
-
-
 class _Urllib3Adapter(HttpAdapter[Any]):
     """One exchange of a pool: the live body is read whole, then handed back as recorded."""
 
@@ -227,8 +217,8 @@ def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
         session = active_session()
         if session is None or args:
             return original(self, conn, method, url, body, headers, *args, **kwargs)
-        full_url = _full_url(self, url)
-        route = route_for(session, full_url)
+        url_sent = full_url(self.scheme, self.host, self.port, url)
+        route = route_for(session, url_sent)
         if route is Route.UNDER_TEST:
             header = test_id_header()
             if header is not None:
@@ -239,7 +229,7 @@ def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
         call = describe_request(
             session,
             method=method,
-            url=full_url,
+            url=url_sent,
             headers=[(str(k), _header_value(v)) for k, v in (headers or {}).items()],
             body=data,
         )
@@ -247,7 +237,7 @@ def _make_request(original: Callable[..., Any]) -> Callable[..., Any]:
         return replay_or_record(
             session,
             call,
-            _Urllib3Adapter(self, method, full_url, kwargs),
+            _Urllib3Adapter(self, method, url_sent, kwargs),
             lambda: original(self, conn, method, url, data, headers, **live_kwargs),
         )
 
