@@ -37,9 +37,16 @@ def test_fixture_file_name_is_the_hash_of_its_request(path: Path) -> None:
 
 
 def test_there_are_fixtures_of_every_kind() -> None:
-    assert len(ALL_FIXTURES) == 21
+    assert len(ALL_FIXTURES) == 23
     endpoints = {json.loads(p.read_text())["request"].get("endpoint") for p in ALL_FIXTURES}
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"} <= endpoints
+    assert {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/generate_content",
+        "/generate_content_stream",
+    } <= endpoints
 
 
 def test_normalize_rounds_floats_and_long_decimals_in_strings() -> None:
