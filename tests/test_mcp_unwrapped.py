@@ -17,6 +17,7 @@ from typing import Any
 import anyio._core._subprocesses  # noqa: F401
 import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
+from mcp.client import Client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -121,3 +122,14 @@ def test_the_wrapped_and_the_plain_http_client_share_recordings(tmp_path: Path) 
     with _replay(tmp_path), apirecorder.test_context(TEST_ID):
         assert asyncio.run(wrapped("http://127.0.0.1:9/mcp")) == live["sum"]
     assert notes_server.calls == ["add", "groceries"]  # the replay asked the server nothing
+
+
+def test_the_high_level_client_opening_stdio_itself(tmp_path: Path) -> None:
+    async def now(server: StdioServerParameters) -> types.CallToolResult:
+        async with Client(server) as client:
+            return await client.call_tool("get_current_time", {"timezone": "Europe/Paris"})
+
+    with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
+        live = asyncio.run(now(TIME_SERVER))
+    with _replay(tmp_path), apirecorder.test_context(TEST_ID):
+        assert asyncio.run(now(NOT_INSTALLED)) == live
