@@ -49,9 +49,16 @@ def test_recorded_request_hash_gives_every_fixtures_name_in_both_generations(pat
 
 
 def test_there_are_fixtures_of_every_kind() -> None:
-    assert len(ALL_FIXTURES) == 21
+    assert len(ALL_FIXTURES) == 23
     endpoints = {json.loads(p.read_text())["request"].get("endpoint") for p in ALL_FIXTURES}
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"} <= endpoints
+    assert {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/generate_content",
+        "/generate_content_stream",
+    } <= endpoints
 
 
 def test_normalize_rounds_floats_and_long_decimals_in_strings() -> None:

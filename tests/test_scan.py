@@ -59,7 +59,7 @@ def _write(folder: Path, name: str, data: Any) -> Path:
 def test_the_reference_fixtures_scan_clean(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _scan(capsys, str(FIXTURES))
     assert (code, out) == (0, "")
-    assert err == "no secrets found in 21 file(s).\n"
+    assert err == "no secrets found in 23 file(s).\n"
 
 
 def test_the_console_script_exits_1_on_a_planted_key(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._eventstream import EVENT_STREAM, decode_frame, encode_frames
 from ._exceptions import RecordingFormatError
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 #: The recorded forms of a response body.
-BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64")
+BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64", "eventstream")
 
 
 def media_type(content_type: str | None) -> str:
@@ -124,6 +125,10 @@ def encode_body(data: bytes, content_type: str | None) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if media == EVENT_STREAM:
+        frames = encode_frames(data)
+        if frames is not None:
+            return _encoded("eventstream", frames, streaming=True)
     binary_type = media in _BINARY_MEDIA or media.startswith(_BINARY_TYPES)
     if text is None or (binary_type and data) or "\x00" in text:
         return _encoded("base64", base64.b64encode(data).decode("ascii"))
@@ -288,6 +293,8 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
             newline = str(response.get("sse_line_ending") or "\n")
             events = _list_body(body, source, body_format)
             return [_sse_chunk(event, newline, layout, source) for event in events]
+        if body_format == "eventstream":
+            return [decode_frame(item) for item in _list_body(body, source, body_format)]
     except (ValueError, TypeError) as exc:
         raise RecordingFormatError(
             source,

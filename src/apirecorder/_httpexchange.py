@@ -12,12 +12,13 @@ import base64
 import json
 import re
 import string
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from ._context import TEST_ID_HEADER, current_test_id
@@ -35,6 +36,7 @@ from ._httpbody import (
 from ._recorder import Session, handled_above
 from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
 from ._storage import Recording, load_recording
+from ._tokens import fake_tokens, shift_expiries, token_lifetimes, token_request_payload
 from ._types import Call, ResponseRecord
 
 __all__ = [
@@ -152,6 +154,10 @@ _UNRECORDED_REQUEST_HEADERS = CONNECTION_HEADERS | frozenset(
         "idempotency-key",
         "traceparent",
         "tracestate",
+        # AWS SigV4 signing time, the per-call invocation id and the attempt counter.
+        "x-amz-date",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
         TEST_ID_HEADER.lower(),
     }
 )
@@ -226,11 +232,13 @@ def describe_request(
     header_list = list(headers)
     url = mask_query_secrets(url)
     content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
+    # A token request hashes its stable fields only: its signed assertion changes every run.
+    payload = token_request_payload(body, content_type)
     return session.http_call(
         method=method,
         url=url,
         headers=recorded_request_headers(header_list),
-        payload=request_payload(body, content_type),
+        payload=request_payload(body, content_type) if payload is None else payload,
     )
 
 
@@ -265,7 +273,11 @@ def response_record(
     if reason is not None and reason != standard_reason(status):
         record["reason"] = reason
     record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
-    record.update(encode_body(body, content_type))  # type: ignore[typeddict-item]
+    written = fake_tokens(body, content_type, call.request_hash)
+    record.update(encode_body(written, content_type))  # type: ignore[typeddict-item]
+    lifetimes = token_lifetimes(body, time.time())
+    if lifetimes is not None:
+        cast(dict[str, Any], record)["token_lifetimes"] = lifetimes
     if error is not None:
         exception_record(record, error, library)
     return record
@@ -314,6 +326,8 @@ def replayed_response(
             "this does not look like a raw HTTP recording",
         )
     chunks = decode_body(response, source)
+    if "token_lifetimes" in response:  # a token's absolute expiry lies ahead of the replay
+        chunks = [shift_expiries(b"".join(chunks), response["token_lifetimes"], time.time())]
     # A redacted cookie is no cookie: replaying "Set-Cookie: <redacted>" would plant garbage.
     headers = [
         (name, value)
@@ -367,4 +381,19 @@ class HttpAdapter(Adapter[R]):
         error: BaseException | None,
         path: Path,
     ) -> Any:
-        return self.replay(session, load_recording(path), call)
+        replayed = replay_recording(load_recording(path), call)
+        live = b"".join(chunks)
+        content_type = next((v for k, v in replayed.headers if k.lower() == "content-type"), None)
+        if fake_tokens(live, content_type, call.request_hash) != live:
+            # Fakes were written for live tokens: the caller needs the live ones, for the
+            # real requests that follow.
+            replayed = _with_body(replayed, live)
+        return self.response(replayed)
+
+
+def _with_body(replayed: ReplayedResponse, body: bytes) -> ReplayedResponse:
+    headers = [
+        (name, str(len(body))) if name.lower() == "content-length" else (name, value)
+        for name, value in replayed.headers
+    ]
+    return replace(replayed, headers=headers, chunks=[body] if body else [])

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SECRET_ENV_VARS",
+    "FAKE_MARK",
     "KEY_FORMATS",
     "PLACEHOLDER",
     "KeyFormat",
@@ -57,6 +58,8 @@ __all__ = [
 PLACEHOLDER = "<redacted>"
 #: The placeholder as it reads once percent-encoded or HTML-escaped (already redacted).
 _PLACEHOLDER_FORMS = frozenset({PLACEHOLDER, quote(PLACEHOLDER, safe=""), "&lt;redacted&gt;"})
+#: Part of every stable fake written in place of a live token (``_tokens``): already safe.
+FAKE_MARK = "apirecorder-fake"
 
 # -- the rule for names ---------------------------------------------------------------------
 #
@@ -177,7 +180,7 @@ def is_secret_field(name: str, *, in_response: bool = False) -> bool:
 def is_secret_response_value(name: str, value: Any) -> bool:
     """A response field that holds a credential: a strong name, or a weak name such as
     ``key`` or ``token`` with a random-looking value (never ``signature``)."""
-    if not isinstance(value, str) or value in _PLACEHOLDER_FORMS:
+    if not isinstance(value, str) or value in _PLACEHOLDER_FORMS or FAKE_MARK in value:
         return False
     kind = secret_name_kind(name)
     if kind == "strong":

@@ -11,10 +11,13 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_openai", "openai"),
     ("_ollama", "ollama"),
     ("_mcp", "mcp"),
+    ("_genai", "google.genai"),
     # The HTTP layer comes after every SDK layer; _httpx serves httpx and httpx2 (either one).
     ("_httpx", "httpx"),
     ("_httpx", "httpx2"),
     ("_requests", "requests"),
+    ("_urllib3", "urllib3"),  # botocore; the requests layer above marks what it records
+    ("_httpclient", "http.client"),  # urllib.request; urllib3's connections go their own way
     ("_aiohttp", "aiohttp"),
 )
 
