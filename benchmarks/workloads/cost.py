@@ -62,11 +62,7 @@ TESTS_PER_FILE = 100
 SOURCE_DIR = str(Path(apirecorder.__file__).resolve().parent.parent)
 
 LAZY_WIRING = '''\
-"""Benchmark only: the recorder installs interceptors lazily, as it will once wired."""
-import apirecorder._interceptors as interceptors
-from apirecorder._interceptors import _lazy
-
-interceptors.install_all = _lazy.install_all
+"""Benchmark only: the recorder installs interceptors lazily (now its default)."""
 '''
 
 # Loaded with -p, so it is imported before the entry-point plugins: BEFORE is what the

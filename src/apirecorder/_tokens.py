@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import parse_qsl
@@ -181,7 +182,8 @@ def token_lifetimes(body: bytes, now: float) -> dict[str, float] | None:
     for field in _ABSOLUTE_EXPIRIES:
         instant = _epoch(found[1].get(field))
         if instant is not None:
-            lifetimes[field] = round(instant - now)
+            # Rounded up, here and on replay: a replayed token never expires sooner.
+            lifetimes[field] = math.ceil(instant - now)
     return lifetimes or None
 
 
@@ -195,7 +197,7 @@ def shift_expiries(body: bytes, lifetimes: Any, now: float) -> bytes:
         old = data.get(field)
         if _epoch(old) is None or not isinstance(seconds, int | float):
             continue
-        instant = int(now + seconds)
+        instant = math.ceil(now + seconds)
         new = str(instant) if isinstance(old, str) else instant
         text = text.replace(f'"{field}": {json.dumps(old)}', f'"{field}": {json.dumps(new)}')
         text = text.replace(f'"{field}":{json.dumps(old)}', f'"{field}":{json.dumps(new)}')

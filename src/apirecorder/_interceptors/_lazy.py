@@ -27,18 +27,11 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from importlib.abc import Loader
 
-__all__ = ["install_all", "install_lazily"]
+__all__ = ["install_lazily"]
 
 logger = logging.getLogger("apirecorder")
 
 _PACKAGE = __name__.rpartition(".")[0]
-
-
-def install_all(stack: ExitStack) -> None:
-    """Every interceptor of ``INTERCEPTORS``, each installed when its library is imported."""
-    from . import INTERCEPTORS
-
-    install_lazily(stack, INTERCEPTORS)
 
 
 def install_lazily(stack: ExitStack, interceptors: Sequence[tuple[str, str]]) -> None:
