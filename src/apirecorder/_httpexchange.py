@@ -34,7 +34,7 @@ from ._httpbody import (
     recorded_response_headers,
 )
 from ._recorder import Session, handled_above
-from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
+from ._redaction import PLACEHOLDER, mask_url_secrets
 from ._storage import Recording, load_recording
 from ._tokens import fake_tokens, shift_expiries, token_lifetimes, token_request_payload
 from ._types import Call, ResponseRecord
@@ -48,7 +48,6 @@ __all__ = [
     "encode_test_id",
     "exception_record",
     "host_matches",
-    "mask_query_secrets",
     "replay_recording",
     "replayed_response",
     "request_payload",
@@ -205,21 +204,6 @@ def request_payload(body: bytes, content_type: str | None) -> Any:
     return text
 
 
-_QUERY_SECRET = re.compile(
-    r"(?i)(?<=[?&;])(" + "|".join(sorted(SECRET_QUERY_PARAMS, key=len, reverse=True)) + r")="
-    r"([^&#;]*)"
-)
-
-
-def mask_query_secrets(url: str) -> str:
-    """``url`` with the values of key-like query parameters (``api_key=...``) masked.
-
-    The request hash uses the masked URL, which is also the one written: a recording made
-    with one key replays with another, and its file name follows from its content.
-    """
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={PLACEHOLDER}", url) if "?" in url else url
-
-
 def describe_request(
     session: Session,
     *,
@@ -228,9 +212,9 @@ def describe_request(
     headers: Iterable[tuple[str, str]],
     body: bytes,
 ) -> Call:
-    """The :class:`Call` of one raw HTTP request (its URL with key-like query values masked)."""
+    """The :class:`Call` of one raw HTTP request (its URL's secret parameters masked)."""
     header_list = list(headers)
-    url = mask_query_secrets(url)
+    url = mask_url_secrets(url)
     content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
     # A token request hashes its stable fields only: its signed assertion changes every run.
     payload = token_request_payload(body, content_type)

@@ -28,7 +28,7 @@ from ._context import current_test_id
 from ._diagnostics import explain_miss
 from ._exceptions import RecordingNotFoundError
 from ._modes import Mode
-from ._redaction import redact_recording
+from ._redaction import redact_recording, redact_text
 from ._requestjson import request_json
 from ._serialization import TypeBuilder, from_json, to_json
 from ._settings import debug_enabled, record_command
@@ -164,15 +164,15 @@ class Session:
 
     def _debug_call(self, call: Call) -> None:
         hashed = {k: v for k, v in call.request.items() if k != "headers"}
-        logger.warning(
-            "apirecorder: %s call test_id=%r endpoint=%s model=%r hash=%s input=%s",
-            call.kind,
-            call.test_id,
-            call.endpoint,
-            call.model,
-            call.request_hash,
-            json.dumps(hashed, sort_keys=True, default=str),
+        self._debug(
+            f"apirecorder: {call.kind} call test_id={call.test_id!r} endpoint={call.endpoint} "
+            f"model={call.model!r} hash={call.request_hash} "
+            f"input={json.dumps(hashed, sort_keys=True, default=str)}"
         )
+
+    def _debug(self, text: str) -> None:
+        # The log holds nothing a recording would not: the same redaction, on the text.
+        logger.warning("%s", redact_text(text, self))
 
     # -- the decision -----------------------------------------------------------------
     @property
@@ -203,11 +203,9 @@ class Session:
             if previous != call.request_hash:
                 found = self._find(call, previous)
         if self.debug:
-            logger.warning(
-                "apirecorder: %s %s in %s",
-                "hit" if found else "miss",
-                call.request_hash,
-                [str(d) for d in self.storage.dirs_for(call.test_id)],
+            folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
+            self._debug(
+                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} in {folders}"
             )
         if found is None and self.mode is Mode.REPLAY:
             raise self.miss(call)
@@ -219,10 +217,11 @@ class Session:
         message, nearest = explain_miss(
             call, mode=self.mode.value, folders=folders, normalizers=self.normalizers
         )
+        # The message (and so a junit XML report) holds no secret the recording would not.
         return RecordingNotFoundError(
-            message,
+            redact_text(message, self),
             request_hash=call.request_hash,
-            test_id=call.test_id,
+            test_id=call.test_id if call.test_id is None else redact_text(call.test_id, self),
             endpoint=call.endpoint,
             searched=folders,
             nearest=nearest,
@@ -250,7 +249,7 @@ class Session:
         path = self.storage.path_for(name, None if shared else call.test_id)
         self.storage.write(path, written)
         if self.debug:
-            logger.warning("apirecorder: wrote %s", path)
+            self._debug(f"apirecorder: wrote {path}")
         return path
 
     # -- values -----------------------------------------------------------------------
