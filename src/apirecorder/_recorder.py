@@ -12,10 +12,11 @@ whose request threads never entered the block that its process opened.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class Session:
     id_map: dict[str, str] = field(default_factory=dict)
     #: ``$APIRECORDER_DEBUG``, read once when the session starts.
     debug: bool = field(default_factory=lambda: debug_enabled())
+    #: Edits a serialized response before it is written (VCR.py's ``before_record_response``).
+    before_record_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -237,6 +240,9 @@ class Session:
     def save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
         shared = _shared_by_tests(call)
+        if self.before_record_response is not None:
+            # A copy: the hook edits what is written, never what the test gets back.
+            response = self.before_record_response(copy.deepcopy(dict(response)))
         record: RecordData = {
             "test_id": None if shared else call.test_id,
             "request": call.request,
