@@ -143,11 +143,11 @@ def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return env.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
 
 
-def record_command(test_id: str | None) -> str:
-    """The command that records what a replay missed."""
+def record_command(test_id: str | None, mode: str = "record-if-missing") -> str:
+    """The command that records what a replay missed (``mode="record"`` to write it anew)."""
     if test_id and ".py::" in test_id:
-        return f"pytest {shlex.quote(test_id)} --apirecorder-mode=record-if-missing"
-    return f"{MODE_ENV}=record-if-missing <your command>"
+        return f"pytest {shlex.quote(test_id)} --apirecorder-mode={mode}"
+    return f"{MODE_ENV}={mode} <your command>"
 
 
 def check_options(options: Mapping[str, Any], where: str) -> None:
