@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from . import _hashing
 from ._context import current_test_id
 from ._diagnostics import explain_miss
-from ._exceptions import RecordingNotFoundError
+from ._exceptions import RecordingFormatError, RecordingNotFoundError
 from ._modes import Mode
 from ._redaction import redact_recording
 from ._requestjson import request_json
@@ -184,10 +184,18 @@ class Session:
         __tracebackhide__ = True  # pytest shows the test's own call, then the explanation
         if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
             return None
-        if call.is_model_list:
-            found = self._merged_model_list(call)
-        else:
-            found = self.storage.find(call.request_hash, call.test_id)
+        try:
+            if call.is_model_list:
+                found = self._merged_model_list(call)
+            else:
+                found = self.storage.find(call.request_hash, call.test_id)
+        except RecordingFormatError as exc:
+            # What is wrong and the command that writes the file anew; the parser's frames
+            # and chained errors would only hide that.
+            command = record_command(call.test_id, mode=Mode.RECORD.value)
+            raise RecordingFormatError(
+                exc.path, f"{exc.problem}\nTo re-record it, run:\n  {command}"
+            ) from None
         if self.debug:
             logger.warning(
                 "apirecorder: %s %s in %s",
