@@ -135,19 +135,24 @@ INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
 def _checked_ini(config: pytest.Config) -> dict[str, Any]:
     """The plugin's ini values and the mode from the environment, read once: a bad value is
     one usage error at start-up, not a failure in every test."""
-    try:
-        values = {name: config.getini(f"apirecorder_{name}") for name in INI_LISTS}
-        values["mode"] = config.getini("apirecorder_mode") or None
-        values["autouse"] = bool(config.getini("apirecorder_autouse"))
-        if values["mode"] is not None:
-            parse_mode(values["mode"])
-        if os.environ.get(MODE_ENV):
-            parse_mode(os.environ[MODE_ENV])
-        fields_ignored(values["ignore_fields"])
-    except ValueError as exc:
-        raise pytest.UsageError(f"apirecorder: {exc}") from None
     # A misspelt key is pytest's own warning ("Unknown config option"), an error with
     # --strict-config; the values are checked here.
+    values: dict[str, Any] = {}
+    for key in ("mode", "autouse", *INI_LISTS):
+        try:
+            values[key] = config.getini(f"apirecorder_{key}")
+            if key == "mode" and values[key]:
+                parse_mode(values[key])
+        except ValueError as exc:
+            raise pytest.UsageError(f"apirecorder_{key} in {config.inipath}: {exc}") from None
+    values["mode"] = values["mode"] or None
+    try:
+        fields_ignored(values["ignore_fields"])
+        if os.environ.get(MODE_ENV):
+            parse_mode(os.environ[MODE_ENV])
+    except ValueError as exc:
+        where = "the ini file" if "ignore_fields" in str(exc) else f"${MODE_ENV}"
+        raise pytest.UsageError(f"{where}: {exc}") from None
     return values
 
 
@@ -279,10 +284,9 @@ class ApiRecorderPlugin:
     ) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and ``recording()`` options of one block, by precedence."""
         from_config = dict(config_options or {})
-        try:
-            check_options(from_config, f"the {CONFIG_FIXTURE} fixture")
-        except ValueError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        problem = _problem(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
+        if problem:
+            pytest.fail(problem, pytrace=False)
         from_marker = self.marker_options(node)
         from_ini = {name: self.ini[name] for name in INI_LISTS if self.ini[name]}
         merged = layered_options(from_ini, from_config, from_marker)
@@ -508,10 +512,19 @@ def check_marker(marker: pytest.Mark) -> None:
             f"@pytest.mark.apirecorder({shown}): the marker takes keywords only; write {hint}",
             pytrace=False,
         )
+    problem = _problem(check_options, marker.kwargs, "@pytest.mark.apirecorder")
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def _problem(check: Any, *args: Any) -> str:
+    # The message of a ValueError, so the failure is raised outside the except block and
+    # shows without "During handling of the above exception".
     try:
-        check_options(marker.kwargs, "@pytest.mark.apirecorder")
+        check(*args)
     except ValueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        return str(exc)
+    return ""
 
 
 def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
