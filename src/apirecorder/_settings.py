@@ -32,6 +32,7 @@ __all__ = [
     "fields_ignored",
     "first_set",
     "ini_ignore_fields",
+    "ini_normalizers",
     "layered_options",
     "record_command",
     "resolve_mode",
@@ -263,3 +264,9 @@ def ini_ignore_fields(start: Path) -> list[str]:
                 lines = value if isinstance(value, list) else str(value or "").splitlines()
                 return [str(line).strip() for line in lines if str(line).strip()]
     return []
+
+
+def ini_normalizers(start: Path) -> list[Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The body normalizers the ini file above ``start`` gives the tests (``ignore_fields``)."""
+    fields = ini_ignore_fields(start)
+    return [fields_ignored(fields)] if fields else []
