@@ -824,6 +824,7 @@ def explain_request(
     url: str | None = None,
     method: str = "POST",
     tool: str | None = None,
+    normalizers: Sequence[BodyNormalizer] = (),
 ) -> Explanation:
     """Describe ``body`` as the interceptors would and ask the replay lookup about it."""
     from ._context import test_context
@@ -836,7 +837,7 @@ def explain_request(
         if storage_dir is not None
         else Storage(root if root is not None else Path.cwd(), flat=False)
     )
-    session = Session(mode=Mode.REPLAY, storage=storage)
+    session = Session(mode=Mode.REPLAY, storage=storage, normalizers=normalizers)
     with test_context(test_id):
         if kind == "tool":
             provider, _, tool_name = (tool or "").partition(".")

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._exceptions import ApiRecorderError
 from .._inspect import display_path, explain_request
+from .._settings import ini_normalizers
 
 __all__ = ["register", "run"]
 
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             url=args.url,
             method=args.method,
             tool=args.tool,
+            normalizers=ini_normalizers(Path.cwd()),  # the ini's ignore_fields, as in tests
         )
     except ValueError as exc:
         return _usage(str(exc))

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._hashing import BodyNormalizer
 from .._inspect import collect_recordings, display_path, verify_recordings
+from .._settings import ini_normalizers
 
 __all__ = ["register", "run"]
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        normalizers = load_normalizers(args.normalizer)
+        # The ini file's ignore_fields first, as the tests hash with them.
+        normalizers = [*ini_normalizers(Path.cwd()), *load_normalizers(args.normalizer)]
     except ValueError as exc:
         print(f"apirecorder verify: error: {exc}", file=sys.stderr)
         return 2
