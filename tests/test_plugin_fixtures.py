@@ -115,6 +115,8 @@ def test_calls_in_module_class_and_session_fixtures_record_and_replay(
             passed=1
         )
     _run(pytester, str(folder)).assert_outcomes(passed=4)
+    # xdist: each worker sets the fixtures up again, and finds the same recordings.
+    _run(pytester, str(folder), "-n", "2").assert_outcomes(passed=4)
 
 
 def test_the_same_test_has_the_same_id_from_any_folder(
@@ -130,3 +132,40 @@ def test_the_same_test_has_the_same_id_from_any_folder(
     assert sorted(p.name for p in folder.rglob("recordings/*.json")) == recorded
     test_ids = {json.loads(p.read_text())["test_id"] for p in folder.rglob("recordings/*.json")}
     assert all(not os.path.isabs(test_id) for test_id in test_ids if test_id)
+
+
+def test_parametrized_fixtures_are_keyed_by_param_and_unmarked_users_stay_live(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(
+        CLIENT
+        + """
+@pytest.fixture(scope="session")
+def only_for_unmarked():
+    return ask("nobody records me")
+"""
+    )
+    pytester.makepyfile(
+        test_params="""
+        import pytest
+        from conftest import ask
+
+        @pytest.fixture(scope="module", params=["small", "large"])
+        def sized(request):
+            return ask(request.param)
+
+        @pytest.mark.apirecorder
+        def test_sized(sized):
+            assert sized.startswith("Echo: ")
+
+        def test_unmarked(only_for_unmarked):
+            assert only_for_unmarked == "Echo: nobody records me"
+        """
+    )
+    _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=3)
+    recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
+    assert sorted(r["test_id"] for r in recordings) == [
+        "test_params.py::sized[large]",
+        "test_params.py::sized[small]",
+    ]
