@@ -109,9 +109,7 @@ def resolve_mode(
 ) -> Mode:
     """The mode by precedence; the default is replay, so CI never records by accident."""
     env = os.environ if environ is None else environ
-    return parse_mode(
-        first_set(cli, marker, config, ini, env.get(MODE_ENV), default=Mode.REPLAY)
-    )
+    return parse_mode(first_set(cli, marker, config, ini, env.get(MODE_ENV), default=Mode.REPLAY))
 
 
 def resolve_storage_dir(

@@ -333,9 +333,7 @@ class ApiRecorderPlugin:
             for fixturedef in by_name.get(name, ()):
                 self.wanted_fixtures.add((name, str(fixturedef.baseid)))
 
-    def _open(
-        self, stack: ExitStack, node: Any, config_options: Any, test_id: str
-    ) -> Session:
+    def _open(self, stack: ExitStack, node: Any, config_options: Any, test_id: str) -> Session:
         mode, directory, options = self.settings_for(node, config_options)
         # Process-wide, so threads the test starts (a server under test, a worker pool) are
         # intercepted too; a recording() block of their own still takes precedence.
