@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import apirecorder
 from tests.upstream import Upstream
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.pytester_support"]
+pytestmark = pytest.mark.usefixtures("interceptors_imported")
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:hypothesispytest", *args)
+
 
 CLIENT = """
 import os
@@ -64,25 +69,6 @@ def test_second(module_answer):
 def test_third(session_answer):
     assert session_answer == "Echo: asked once per session"
 """
-
-
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:hypothesispytest", *args)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Import the interceptors before pytester snapshots sys.modules (see test_pytest_plugin)."""
-    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
-        pass
-
-
-@pytest.fixture
-def env_upstream(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
-    monkeypatch.setenv("UPSTREAM", upstream.url)
-    monkeypatch.delenv("APIRECORDER_MODE", raising=False)
-    monkeypatch.delenv("APIRECORDER_DIR", raising=False)
-    return upstream
 
 
 def _suite(pytester: pytest.Pytester) -> Path:

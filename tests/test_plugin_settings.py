@@ -6,10 +6,15 @@ import json
 
 import pytest
 
-import apirecorder
 from tests.upstream import Upstream
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.pytester_support"]
+pytestmark = pytest.mark.usefixtures("interceptors_imported")
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:hypothesispytest", *args)
+
 
 VALID_KEYWORDS = (
     "allow_hosts, allowed_types, before_record_response, block_network, hosts_under_test, "
@@ -24,27 +29,10 @@ def show(label, session):
 """
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:hypothesispytest", *args)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Import the interceptors before pytester snapshots sys.modules (see test_pytest_plugin)."""
-    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
-        pass
-
-
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("APIRECORDER_MODE", "APIRECORDER_DIR", "APIRECORDER_DEBUG", "APIRECORDER_ROOT"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def env_upstream(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
-    monkeypatch.setenv("UPSTREAM", upstream.url)
-    return upstream
 
 
 def test_config_fixture_per_conftest_module_and_class_merged_with_the_ini(

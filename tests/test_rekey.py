@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 
-import apirecorder
 from apirecorder._cli import main
 from tests.upstream import Upstream
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.pytester_support"]
+pytestmark = pytest.mark.usefixtures("interceptors_imported")
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:hypothesispytest", *args)
+
 
 SUITE = """
 import os
@@ -36,17 +41,6 @@ def test_OLDNAME(greeting):
     assert ask("which planet") == "Echo: which planet"
     assert ask("and its moons") == "Echo: and its moons"
 """
-
-
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:hypothesispytest", *args)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Import the interceptors before pytester snapshots sys.modules (see test_pytest_plugin)."""
-    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
-        pass
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:

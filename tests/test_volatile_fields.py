@@ -6,11 +6,16 @@ import json
 
 import pytest
 
-import apirecorder
 from apirecorder._cli import main
 from tests.upstream import Upstream
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.pytester_support"]
+pytestmark = pytest.mark.usefixtures("interceptors_imported")
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:hypothesispytest", *args)
+
 
 SUITE = """
 import os
@@ -44,17 +49,6 @@ def test_volatile():
 """
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:hypothesispytest", "-s", *args)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Import the interceptors before pytester snapshots sys.modules (see test_pytest_plugin)."""
-    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
-        pass
-
-
 def test_ignored_fields_replay_with_new_values_and_the_cli_hashes_alike(
     pytester: pytest.Pytester,
     upstream: Upstream,
@@ -65,7 +59,7 @@ def test_ignored_fields_replay_with_new_values_and_the_cli_hashes_alike(
     monkeypatch.delenv("APIRECORDER_MODE", raising=False)
     pytester.makeini("[pytest]\napirecorder_ignore_fields =\n    metadata.request_id\n    user\n")
     pytester.makepyfile(test_v=SUITE)
-    recorded = _run(pytester, "--apirecorder-mode=record")
+    recorded = _run(pytester, "-s", "--apirecorder-mode=record")
     recorded.assert_outcomes(passed=1)
     recorded.stdout.fnmatch_lines(["*ANSWER Echo: hello"])  # the test saw the real answer
     (path,) = (pytester.path / "recordings").glob("*.json")
@@ -73,7 +67,7 @@ def test_ignored_fields_replay_with_new_values_and_the_cli_hashes_alike(
     assert data["response"]["body"]["__data__"]["choices"][0]["message"]["content"] == "(edited)"
     upstream.stop()
     # New request id and user on every run: the hash leaves them out, so replay finds it.
-    replayed = _run(pytester)
+    replayed = _run(pytester, "-s")
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["*ANSWER (edited)"])
 
