@@ -22,6 +22,17 @@ VALID_KEYWORDS = (
     "redact_patterns, secret_env_vars, storage_dir, tools"
 )
 
+ONE_CALL = """
+import os
+import openai
+import pytest
+
+@pytest.mark.apirecorder
+def test_x():
+    client = openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k")
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+"""
+
 SHOW = """
 def show(label, session):
     hosts = ",".join(sorted(session.ignore_hosts))
@@ -258,18 +269,7 @@ def test_an_unknown_config_fixture_keyword_fails_the_test_naming_the_fixture(
 def test_a_corrupt_recording_names_the_command_that_re_records_it(
     pytester: pytest.Pytester, env_upstream: Upstream
 ) -> None:
-    pytester.makepyfile(
-        test_c="""
-        import os
-        import openai
-        import pytest
-
-        @pytest.mark.apirecorder
-        def test_x():
-            client = openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k")
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-        """
-    )
+    pytester.makepyfile(test_c=ONE_CALL)
     _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=1)
     (recorded,) = (pytester.path / "recordings").glob("*.json")
     recorded.write_text(recorded.read_text()[:40])
@@ -291,18 +291,7 @@ def test_a_corrupt_recording_names_the_command_that_re_records_it(
 def test_a_miss_shows_no_recorder_internals(
     pytester: pytest.Pytester, env_upstream: Upstream
 ) -> None:
-    pytester.makepyfile(
-        test_c="""
-        import os
-        import openai
-        import pytest
-
-        @pytest.mark.apirecorder
-        def test_x():
-            client = openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k")
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-        """
-    )
+    pytester.makepyfile(test_c=ONE_CALL)
     result = _run(pytester)
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
@@ -314,18 +303,7 @@ def test_a_miss_shows_no_recorder_internals(
 def test_debug_lines_reach_the_terminal_with_s(
     pytester: pytest.Pytester, env_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.makepyfile(
-        test_d="""
-        import os
-        import openai
-        import pytest
-
-        @pytest.mark.apirecorder
-        def test_x():
-            client = openai.OpenAI(base_url=os.environ["UPSTREAM"] + "/v1", api_key="k")
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-        """
-    )
+    pytester.makepyfile(test_d=ONE_CALL)
     monkeypatch.setenv("APIRECORDER_DEBUG", "1")
     result = pytester.runpytest_subprocess(
         "-p", "no:hypothesispytest", "-s", "--apirecorder-mode=record"

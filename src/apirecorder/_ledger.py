@@ -23,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from ._diagnostics import recording_kind, recording_test_id
 from ._exceptions import ApiRecorderError
 from ._inspect import is_model_list
 from ._redaction import Redactor
-from ._storage import json_files_in, load_recording
+from ._storage import Recording, json_files_in, load_recording
 
 __all__ = [
     "LEDGER_CACHE_KEY",
@@ -172,6 +172,20 @@ def _shared(request: dict[str, Any], test_id: str | None) -> bool:
     )
 
 
+def _recordings_in(
+    folders: Iterable[str], skipped: set[str]
+) -> Iterator[tuple[Path, Recording, str | None]]:
+    """Each readable recording in ``folders`` not in ``skipped`` (absolute paths), its test id."""
+    for path in json_files_in(folders):
+        if os.path.abspath(path) in skipped:
+            continue
+        try:
+            recording = load_recording(path)
+        except ApiRecorderError:
+            continue  # a broken file is `apirecorder verify`'s business, never deleted
+        yield path, recording, recording_test_id(recording)
+
+
 def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
     """The recordings in the searched folders that this run proves no test needs."""
     used = {os.path.abspath(path) for path in facts.used}
@@ -180,14 +194,7 @@ def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
     known = facts.selected | facts.deselected | set(facts.outcomes)
     collected_files = {nodeid.split("::", 1)[0] for nodeid in known}
     unused: list[UnusedRecording] = []
-    for path in json_files_in(facts.folders):
-        if os.path.abspath(path) in used:
-            continue
-        try:
-            recording = load_recording(path)
-        except ApiRecorderError:
-            continue  # a broken file is `apirecorder verify`'s business, never pruned
-        test_id = recording_test_id(recording)
+    for path, recording, test_id in _recordings_in(facts.folders, used):
         reason: str | None = None
         if _shared(recording.request, test_id):
             if complete:
@@ -224,14 +231,9 @@ def stale_recordings(
         return []
     made = {os.path.abspath(path) for used in tests.values() for path in used}
     stale: list[tuple[Path, str]] = []
-    for path in json_files_in(sorted({str(folder) for folder in folders})):
-        if os.path.abspath(path) in made or not RECORDING_NAME.fullmatch(path.name):
+    for path, recording, test_id in _recordings_in(sorted({str(f) for f in folders}), made):
+        if not RECORDING_NAME.fullmatch(path.name):
             continue
-        try:
-            recording = load_recording(path)
-        except ApiRecorderError:
-            continue  # a broken file is `apirecorder verify`'s business, never deleted
-        test_id = recording_test_id(recording)
         if test_id in tests and not _shared(recording.request, test_id):
             stale.append((path, test_id))
     return stale
