@@ -385,3 +385,28 @@ def test_fixture_recordings_are_not_reported_unused_when_their_tests_are_deselec
     result = _run(pytester)
     result.assert_outcomes(passed=2)
     assert "unused recordings" not in result.stdout.str()
+
+
+def test_a_miss_names_the_test_as_seen_from_the_folder_pytest_started_in(
+    pytester: pytest.Pytester, env_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pytester.path / ".git").mkdir()  # no ini file: the repository pins the test ids
+    tests = pytester.path / "tests"
+    tests.mkdir()
+    (tests / "test_m.py").write_text(ONE_CALL)
+    monkeypatch.chdir(tests)
+    missed = _run(pytester)
+    missed.assert_outcomes(failed=1)
+    missed.stdout.fnmatch_lines(
+        [
+            "*  test id:  tests/test_m.py::test_x",
+            "*To record it, run:",
+            "*  pytest test_m.py::test_x --apirecorder-mode=record-if-missing",
+        ]
+    )
+    # The command it names works from there, and records under the stable id.
+    _run(pytester, "test_m.py::test_x", "--apirecorder-mode=record-if-missing").assert_outcomes(
+        passed=1
+    )
+    (recorded,) = (tests / "recordings").glob("*.json")
+    assert json.loads(recorded.read_text())["test_id"] == "tests/test_m.py::test_x"

@@ -12,7 +12,8 @@ import configparser
 import os
 import shlex
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ __all__ = [
     "record_command",
     "resolve_mode",
     "resolve_storage_dir",
+    "test_ids_rooted_at",
 ]
 
 MODE_ENV = "APIRECORDER_MODE"
@@ -142,10 +144,37 @@ def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return env.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
 
 
+#: The folders test ids are relative to, innermost pytest run last (see :func:`test_ids_rooted_at`).
+_test_id_roots: list[Path] = []
+
+
+@contextmanager
+def test_ids_rooted_at(root: Path) -> Iterator[None]:
+    """Inside the block, test ids name files relative to ``root`` (the pytest plugin's run),
+    so :func:`record_command` can name the test from the folder pytest was started in."""
+    _test_id_roots.append(root)
+    try:
+        yield
+    finally:
+        _test_id_roots.remove(root)
+
+
+# pytest would otherwise try to collect the name as a test.
+test_ids_rooted_at.__test__ = False  # type: ignore[attr-defined]
+
+
+def _as_invoked(test_id: str) -> str:
+    if not _test_id_roots:
+        return test_id
+    file_part, sep, tail = test_id.partition("::")
+    relative = Path(os.path.relpath(_test_id_roots[-1] / file_part)).as_posix()
+    return relative + sep + tail
+
+
 def record_command(test_id: str | None, mode: str = "record-if-missing") -> str:
     """The command that records what a replay missed (``mode="record"`` to write it anew)."""
     if test_id and ".py::" in test_id:
-        return f"pytest {shlex.quote(test_id)} --apirecorder-mode={mode}"
+        return f"pytest {shlex.quote(_as_invoked(test_id))} --apirecorder-mode={mode}"
     return f"{MODE_ENV}={mode} <your command>"
 
 

@@ -46,6 +46,7 @@ from ._settings import (
     layered_options,
     resolve_mode,
     resolve_storage_dir,
+    test_ids_rooted_at,
 )
 
 __all__ = ["ApiRecorderPlugin"]
@@ -166,7 +167,7 @@ def _pinned_by_pytest(config: pytest.Config) -> bool:
     )
 
 
-def test_id_root(config: pytest.Config) -> tuple[Path, bool]:
+def anchor_of_test_ids(config: pytest.Config) -> tuple[Path, bool]:
     """The folder test ids are relative to, and whether it is pinned (same from any folder).
 
     ``$APIRECORDER_ROOT``, else pytest's rootdir when an ini file or setup.py pins it, else the
@@ -202,7 +203,10 @@ class ApiRecorderPlugin:
         #: pytest's rootdir: relative marker, config-fixture and ini folders start here.
         self.rootdir = config.rootpath
         #: Test ids are relative to this folder, which is also the root of the co-located layout.
-        self.root, self.pinned = test_id_root(config)
+        self.root, self.pinned = anchor_of_test_ids(config)
+        # A miss names the command that records it, from the folder pytest was started in.
+        self._commands = ExitStack()
+        self._commands.enter_context(test_ids_rooted_at(self.root))
         self.autouse = bool(self.ini["autouse"])
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
@@ -430,6 +434,7 @@ class ApiRecorderPlugin:
             fixturedef.addfinalizer(enter)
 
     def pytest_unconfigure(self) -> None:
+        self._commands.close()
         if self._kept is not None:
             self._kept.close()
         if self._debug is not None:
