@@ -155,3 +155,33 @@ def only_for_unmarked():
         "test_params.py::sized[large]",
         "test_params.py::sized[small]",
     ]
+
+
+def test_a_narrower_config_fixture_is_left_to_the_tests(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makeini("[pytest]\napirecorder_mode = record\n")
+    pytester.makeconftest(CLIENT)
+    pytester.makepyfile(
+        test_narrow="""
+        import pytest
+        from conftest import ask
+
+        pytestmark = pytest.mark.apirecorder
+
+        @pytest.fixture
+        def apirecorder_config():
+            return {"mode": "live"}
+
+        @pytest.fixture(scope="module")
+        def answer():
+            return ask("from the module fixture")
+
+        def test_it(answer):
+            assert ask("from the test") == "Echo: from the test"
+        """
+    )
+    _run(pytester).assert_outcomes(passed=1)
+    # The test ran live (its config); the module fixture recorded (the ini's mode).
+    recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
+    assert [r["test_id"] for r in recordings] == ["test_narrow.py::answer"]
