@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import apirecorder
 from tests.upstream import Upstream
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.pytester_support"]
+pytestmark = pytest.mark.usefixtures("interceptors_imported")
 
 CHAT_TEST = """
 import os
@@ -47,25 +47,6 @@ def _write_chat_test(pytester: pytest.Pytester, prompt: str) -> Path:
     path = folder / "test_chat.py"
     path.write_text(CHAT_TEST.replace("PROMPT", prompt))
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Import every interceptor and client library before pytester snapshots sys.modules.
-
-    pytester drops modules first imported during an inline run, so without this each run
-    would import openai and the other SDKs again.
-    """
-    with apirecorder.recording("live", tmp_path_factory.mktemp("warm")):
-        pass
-
-
-@pytest.fixture
-def env_upstream(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
-    monkeypatch.setenv("UPSTREAM", upstream.url)
-    monkeypatch.delenv("APIRECORDER_MODE", raising=False)
-    monkeypatch.delenv("APIRECORDER_DIR", raising=False)
-    return upstream
 
 
 def test_record_then_replay_then_a_changed_prompt_fails(

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from typing import Any
 from ._diagnostics import recording_kind, recording_test_id
 from ._exceptions import ApiRecorderError
 from ._inspect import is_model_list
-from ._storage import json_files_in, load_recording
+from ._redaction import Redactor
+from ._storage import Recording, json_files_in, load_recording
 
 __all__ = [
     "LEDGER_CACHE_KEY",
@@ -44,12 +45,16 @@ __all__ = [
     "find_unused",
     "load_ledger",
     "plan_prune",
+    "rewrite_lines",
+    "stale_recordings",
 ]
 
 #: Key of the ledger in pytest's cache: ``.pytest_cache/v/apirecorder/ledger``.
 LEDGER_CACHE_KEY = "apirecorder/ledger"
 #: Key under which an xdist worker hands its facts to the controller.
 WORKER_OUTPUT_KEY = "apirecorder_run_facts"
+#: Key under which an xdist worker hands the recordings rewrite mode deleted.
+REWRITTEN_OUTPUT_KEY = "apirecorder_rewritten"
 LEDGER_VERSION = 1
 
 _PASSED, _FAILED, _SKIPPED = "passed", "failed", "skipped"
@@ -66,6 +71,9 @@ class RunFacts:
     folders: set[str] = field(default_factory=set)
     modes: set[str] = field(default_factory=set)
     narrowed_files: set[str] = field(default_factory=set)
+    #: Names of the fixtures collected tests use: a fixture's recordings carry
+    #: ``<where>::<fixture>`` as their test id, which is no test's.
+    fixture_names: set[str] = field(default_factory=set)
 
     def report(self, nodeid: str, when: str, outcome: str) -> None:
         """Fold one phase report (setup, call, teardown) into the test's outcome."""
@@ -86,6 +94,7 @@ class RunFacts:
         self.folders |= other.folders
         self.modes |= other.modes
         self.narrowed_files |= other.narrowed_files
+        self.fixture_names |= other.fixture_names
 
     def passed(self) -> set[str]:
         return {nodeid for nodeid, outcome in self.outcomes.items() if outcome == _PASSED}
@@ -108,6 +117,7 @@ class RunFacts:
             "folders": sorted(self.folders),
             "modes": sorted(self.modes),
             "narrowed_files": sorted(self.narrowed_files),
+            "fixture_names": sorted(self.fixture_names),
         }
 
     @classmethod
@@ -130,6 +140,7 @@ class RunFacts:
             folders=strings("folders"),
             modes=strings("modes"),
             narrowed_files=strings("narrowed_files"),
+            fixture_names=strings("fixture_names"),
         )
 
 
@@ -161,6 +172,20 @@ def _shared(request: dict[str, Any], test_id: str | None) -> bool:
     )
 
 
+def _recordings_in(
+    folders: Iterable[str], skipped: set[str]
+) -> Iterator[tuple[Path, Recording, str | None]]:
+    """Each readable recording in ``folders`` not in ``skipped`` (absolute paths), its test id."""
+    for path in json_files_in(folders):
+        if os.path.abspath(path) in skipped:
+            continue
+        try:
+            recording = load_recording(path)
+        except ApiRecorderError:
+            continue  # a broken file is `apirecorder verify`'s business, never deleted
+        yield path, recording, recording_test_id(recording)
+
+
 def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
     """The recordings in the searched folders that this run proves no test needs."""
     used = {os.path.abspath(path) for path in facts.used}
@@ -169,20 +194,16 @@ def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
     known = facts.selected | facts.deselected | set(facts.outcomes)
     collected_files = {nodeid.split("::", 1)[0] for nodeid in known}
     unused: list[UnusedRecording] = []
-    for path in json_files_in(facts.folders):
-        if os.path.abspath(path) in used:
-            continue
-        try:
-            recording = load_recording(path)
-        except ApiRecorderError:
-            continue  # a broken file is `apirecorder verify`'s business, never pruned
-        test_id = recording_test_id(recording)
+    for path, recording, test_id in _recordings_in(facts.folders, used):
         reason: str | None = None
         if _shared(recording.request, test_id):
             if complete:
                 reason = "no test of a complete run used it"
         elif test_id in passed:
             reason = "its test passed without reading it"
+        elif _fixture_name(test_id) in facts.fixture_names:
+            if complete:
+                reason = "no fixture of a complete run used it"
         elif test_id not in known and test_id is not None:
             test_file = test_id.split("::", 1)[0]
             if test_file in collected_files and test_file not in facts.narrowed_files:
@@ -192,6 +213,51 @@ def find_unused(facts: RunFacts, root: Path) -> list[UnusedRecording]:
         if reason is not None:
             unused.append(UnusedRecording(path, test_id, reason, path.stat().st_mtime_ns))
     return unused
+
+
+def _fixture_name(test_id: str | None) -> str:
+    return (test_id or "").rsplit("::", 1)[-1].split("[", 1)[0]
+
+
+# -- rewrite mode ------------------------------------------------------------------------
+
+
+def stale_recordings(
+    tests: dict[str, set[Path]], folders: Iterable[Path]
+) -> list[tuple[Path, str]]:
+    """The recordings of ``tests`` (test id -> files its record-mode run made) in ``folders``
+    that the run did not make: what rewrite mode deletes once the test passed."""
+    if not tests:
+        return []
+    made = {os.path.abspath(path) for used in tests.values() for path in used}
+    stale: list[tuple[Path, str]] = []
+    for path, recording, test_id in _recordings_in(sorted({str(f) for f in folders}), made):
+        if not RECORDING_NAME.fullmatch(path.name):
+            continue
+        if test_id in tests and not _shared(recording.request, test_id):
+            stale.append((path, test_id))
+    return stale
+
+
+def rewrite_lines(rewritten: list[tuple[str, str]], root: Path) -> list[str]:
+    """The end-of-run report of the recordings rewrite mode deleted."""
+    if not rewritten:
+        return []
+    count = len(rewritten)
+    noun = "recording" if count == 1 else "recordings"
+    lines = [f"record mode deleted {count} {noun} that passing tests no longer make:"]
+    for path, test_id in sorted(rewritten)[:REPORT_NAMES]:
+        lines.append(f"  {_shown(Path(path), root)}  ({test_id})")
+    if count > REPORT_NAMES:
+        lines.append(f"  ... and {count - REPORT_NAMES} more")
+    return lines
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # -- the ledger file ---------------------------------------------------------------------
@@ -213,7 +279,15 @@ class Ledger:
 def ledger_data(
     facts: RunFacts, root: Path, unused: list[UnusedRecording] | None, why_not: str = ""
 ) -> dict[str, Any]:
-    """The JSON the plugin saves at the end of a run."""
+    """The JSON the plugin saves at the end of a run.
+
+    Test ids pass through the redaction of recordings: a parametrize id can hold a key.
+    """
+    redactor = Redactor.from_options({})
+    unused_json = [item.as_json() for item in unused or []]
+    for item in unused_json:
+        if item["test_id"] is not None:
+            item["test_id"] = redactor.text(item["test_id"])
     return {
         "version": LEDGER_VERSION,
         "rootdir": str(root),
@@ -224,9 +298,11 @@ def ledger_data(
         "scanned_folders": sorted(facts.folders),
         "used": sorted(facts.used),
         "protected_tests": sorted(
-            (facts.selected | facts.deselected | set(facts.outcomes)) - facts.passed()
+            redactor.text(test_id)
+            for test_id in (facts.selected | facts.deselected | set(facts.outcomes))
+            - facts.passed()
         ),
-        "unused": [item.as_json() for item in unused or []],
+        "unused": unused_json,
     }
 
 
@@ -330,10 +406,7 @@ def report_lines(unused: list[UnusedRecording], root: Path, failing: bool) -> li
     if count == 1:
         lines[0] = "1 recording in the searched folders was used by no test:"
     for item in unused[:REPORT_NAMES]:
-        try:
-            shown = item.path.relative_to(root).as_posix()
-        except ValueError:
-            shown = str(item.path)
+        shown = _shown(item.path, root)
         lines.append(f"  {shown}  ({item.test_id or 'no test id'}: {item.reason})")
     if count > REPORT_NAMES:
         lines.append(f"  ... and {count - REPORT_NAMES} more (`apirecorder prune` lists them all)")

@@ -12,10 +12,11 @@ whose request threads never entered the block that its process opened.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from urllib.parse import urlparse
 from . import _hashing
 from ._context import current_test_id
 from ._diagnostics import explain_miss
-from ._exceptions import RecordingNotFoundError
+from ._exceptions import RecordingFormatError, RecordingNotFoundError
 from ._modes import Mode
 from ._redaction import redact_recording, redact_text
 from ._requestjson import request_json
@@ -75,6 +76,8 @@ class Session:
     debug: bool = field(default_factory=lambda: debug_enabled())
     #: Set when its block ends; a context that still holds it then sees no block of its own.
     closed: bool = field(default=False, repr=False)
+    #: Edits a serialized response before it is written (VCR.py's ``before_record_response``).
+    before_record_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -190,18 +193,26 @@ class Session:
         __tracebackhide__ = True  # pytest shows the test's own call, then the explanation
         if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
             return None
-        found = self._find(call, call.request_hash)
-        if found is None and call.kind != "tool":
-            # A file named by the reference's previous hash rules (DESIGN 4) still replays;
-            # its hash is worked out only now, off the hot path.
-            previous = _hashing.recorded_request_hash(
-                call.test_id,
-                call.request,
-                generation=_hashing.Generation.PREVIOUS,
-                normalizers=self.normalizers,
-            )
-            if previous != call.request_hash:
-                found = self._find(call, previous)
+        try:
+            found = self._find(call, call.request_hash)
+            if found is None and call.kind != "tool":
+                # A file named by the reference's previous hash rules (DESIGN 4) still
+                # replays; its hash is worked out only now, off the hot path.
+                previous = _hashing.recorded_request_hash(
+                    call.test_id,
+                    call.request,
+                    generation=_hashing.Generation.PREVIOUS,
+                    normalizers=self.normalizers,
+                )
+                if previous != call.request_hash:
+                    found = self._find(call, previous)
+        except RecordingFormatError as exc:
+            # What is wrong and the command that writes the file anew; the parser's frames
+            # and chained errors would only hide that.
+            command = record_command(call.test_id, mode=Mode.RECORD.value)
+            raise RecordingFormatError(
+                exc.path, f"{exc.problem}\nTo re-record it, run:\n  {command}"
+            ) from None
         if self.debug:
             folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
             self._debug(
@@ -235,6 +246,9 @@ class Session:
     def save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
         shared = _shared_by_tests(call)
+        if self.before_record_response is not None:
+            # A copy: the hook edits what is written, never what the test gets back.
+            response = self.before_record_response(copy.deepcopy(dict(response)))
         record: RecordData = {
             "test_id": None if shared else call.test_id,
             "request": call.request,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,7 @@ def recording(
     redact_json_paths: Sequence[str] | None = None,
     redact_patterns: Sequence[Any] | None = None,
     secret_env_vars: Sequence[str] | None = None,
+    before_record_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Iterator[Session]:
     """Intercept every supported client inside the block, in ``mode``.
 
@@ -86,6 +87,8 @@ def recording(
     seen by the thread or task that opens it (and the tasks it starts); with
     ``process_wide=True`` also by every thread that has no block of its own, as a server
     under test needs. The redaction and network options are described in docs/security.md.
+    ``before_record_response`` gets each response as it will be written (a JSON dict) and
+    returns it edited; the test still gets the response as received.
     """
     resolved = resolve_mode(cli=mode)
     directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
@@ -113,6 +116,7 @@ def recording(
         ),
         allowed_types=_names(allowed_types),
         options=options,
+        before_record_response=before_record_response,
     )
     view = Session(
         mode=engine.mode,

@@ -1,13 +1,20 @@
 """The pytest plugin: a marker and a fixture named ``apirecorder``, options and ini keys.
 
-Where settings disagree, the first of these wins: command line, marker, ini file,
-environment, default (mode ``replay``, so CI never records by accident).
+Where settings disagree, the first of these wins: command line, marker, the
+``apirecorder_config`` fixture, ini file, environment, default (mode ``replay``, so CI never
+records by accident). List options (hosts, redaction rules, ignored fields) add up instead.
+Calls made in module-, class- and session-scoped fixtures are recorded under a test id of
+their own (:meth:`ApiRecorderPlugin.fixture_id`), so they replay whichever test comes first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +23,7 @@ import pytest
 from ._context import test_context
 from ._ledger import (
     LEDGER_CACHE_KEY,
+    REWRITTEN_OUTPUT_KEY,
     WORKER_OUTPUT_KEY,
     RunFacts,
     UnusedRecording,
@@ -23,14 +31,30 @@ from ._ledger import (
     ledger_data,
     narrowed_files,
     report_lines,
+    rewrite_lines,
+    stale_recordings,
 )
-from ._modes import Mode
+from ._modes import Mode, parse_mode
 from ._recording import Session, interceptors_kept, recording
-from ._settings import resolve_mode, resolve_storage_dir
+from ._settings import (
+    MODE_ENV,
+    OPTION_KEYWORDS,
+    ROOT_ENV,
+    check_options,
+    debug_enabled,
+    fields_ignored,
+    layered_options,
+    resolve_mode,
+    resolve_storage_dir,
+    test_ids_rooted_at,
+)
 
 __all__ = ["ApiRecorderPlugin"]
 
 MARKER = "apirecorder"
+CONFIG_FIXTURE = "apirecorder_config"
+#: The plugin's own fixtures: never wrapped in a recording block themselves.
+OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "_apirecorder_autouse"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,15 +110,88 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini(
+        "apirecorder_ignore_fields",
+        "Request body fields left out of the request hash, one dotted path per line "
+        "(metadata.request_id, messages.*.name).",
+        type="linelist",
+        default=[],
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "apirecorder(mode=None, storage_dir=None, **options): record or replay the API calls "
-        "this test makes (options are the keyword options of apirecorder.recording).",
+        "apirecorder(**options): record or replay the API calls this test makes; options: "
+        + ", ".join(OPTION_KEYWORDS)
+        + " (see the README).",
     )
     config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
+
+
+#: The ini keys the plugin reads as lists and adds to the options of every block.
+INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
+
+
+def _checked_ini(config: pytest.Config) -> dict[str, Any]:
+    """The plugin's ini values and the mode from the environment, read once: a bad value is
+    one usage error at start-up, not a failure in every test."""
+    # A misspelt key is pytest's own warning ("Unknown config option"), an error with
+    # --strict-config; the values are checked here.
+    values: dict[str, Any] = {}
+    for key in ("mode", "autouse", *INI_LISTS):
+        try:
+            values[key] = config.getini(f"apirecorder_{key}")
+            if key == "mode" and values[key]:
+                parse_mode(values[key])
+        except ValueError as exc:
+            raise pytest.UsageError(f"apirecorder_{key} in {config.inipath}: {exc}") from None
+    values["mode"] = values["mode"] or None
+    try:
+        fields_ignored(values["ignore_fields"])
+        if os.environ.get(MODE_ENV):
+            parse_mode(os.environ[MODE_ENV])
+    except ValueError as exc:
+        where = "the ini file" if "ignore_fields" in str(exc) else f"${MODE_ENV}"
+        raise pytest.UsageError(f"{where}: {exc}") from None
+    return values
+
+
+def _pinned_by_pytest(config: pytest.Config) -> bool:
+    # pytest's node ids do not depend on the invocation folder once it found an ini file
+    # (pyproject.toml counts), a setup.py, or was told the rootdir.
+    return (
+        config.inipath is not None
+        or bool(config.getoption("rootdir", None))
+        or (config.rootpath / "setup.py").is_file()
+    )
+
+
+def anchor_of_test_ids(config: pytest.Config) -> tuple[Path, bool]:
+    """The folder test ids are relative to, and whether it is pinned (same from any folder).
+
+    ``$APIRECORDER_ROOT``, else pytest's rootdir when an ini file or setup.py pins it, else the
+    nearest folder above with ``.git`` or ``.hg``, else the rootdir (not pinned).
+    """
+    pinned = os.environ.get(ROOT_ENV)
+    if pinned:
+        return Path(os.path.abspath(pinned)), True
+    root = config.rootpath
+    if _pinned_by_pytest(config):
+        return root, True
+    for folder in (root, *root.parents):
+        if (folder / ".git").exists() or (folder / ".hg").exists():
+            return folder, True
+    return root, False
+
+
+class _DebugToStderr(logging.Handler):
+    """``$APIRECORDER_DEBUG`` lines on the stderr of the moment, so ``-s`` shows them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr is looked up per line: pytest swaps it while it captures a test.
+        with suppress(OSError, ValueError):
+            sys.stderr.write(self.format(record) + "\n")
 
 
 class ApiRecorderPlugin:
@@ -102,40 +199,163 @@ class ApiRecorderPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.root = config.rootpath
-        self.autouse = bool(config.getini("apirecorder_autouse"))
+        self.ini = _checked_ini(config)
+        #: pytest's rootdir: relative marker, config-fixture and ini folders start here.
+        self.rootdir = config.rootpath
+        #: Test ids are relative to this folder, which is also the root of the co-located layout.
+        self.root, self.pinned = anchor_of_test_ids(config)
+        # A miss names the command that records it, from the folder pytest was started in.
+        self._commands = ExitStack()
+        self._commands.enter_context(test_ids_rooted_at(self.root))
+        self.autouse = bool(self.ini["autouse"])
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
         self.run = RunFacts(
-            narrowed_files=narrowed_files(config.args, config.invocation_params.dir, self.root)
+            narrowed_files={
+                self.test_id(name)
+                for name in narrowed_files(config.args, config.invocation_params.dir, self.rootdir)
+            }
         )
         self.unused: list[UnusedRecording] = []
+        #: Record-mode tests: test id -> the recordings its block read or wrote.
+        self.recorded: dict[str, set[Path]] = {}
+        self.rewritten: list[tuple[str, str]] = []
+        #: (name, where defined) of fixtures that a collected recording test uses.
+        self.wanted_fixtures: set[tuple[str, str]] = set()
         # Keeps the interceptors installed from the first recording test to the end of the run.
         self._kept: ExitStack | None = None
+        self._debug: logging.Handler | None = None
+        if debug_enabled():
+            self._debug = _DebugToStderr()
+            logging.getLogger("apirecorder").addHandler(self._debug)
 
-    def settings_for(self, node: pytest.Item) -> tuple[Mode, Path | None, dict[str, Any]]:
-        """The mode, storage folder and extra options of one test, by precedence."""
-        marker = node.get_closest_marker(MARKER)
-        marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    # -- test ids ---------------------------------------------------------------------
+    def test_id(self, nodeid: str) -> str:
+        """The test id of a pytest node id: its file part taken from :attr:`root`."""
+        if self.root == self.rootdir:
+            return nodeid
+        file_part, sep, tail = nodeid.partition("::")
+        relative = os.path.relpath(os.path.normpath(self.rootdir / file_part), self.root)
+        if relative.startswith(".."):
+            return nodeid
+        return Path(relative).as_posix() + sep + tail
+
+    def fixture_id(self, fixturedef: Any, request: Any) -> str:
+        """The test id of a module-, class- or session-scoped fixture's calls.
+
+        ``<module or class test id>::<fixture>`` (the instantiating module or class), and for a
+        session or package fixture ``<file that defines it>::<fixture>``; a parametrized
+        fixture adds ``[<param id>]``. None depends on which test asked for it first.
+        """
+        name = str(fixturedef.argname)
+        if fixturedef.scope in ("module", "class"):
+            where = self.test_id(str(request.node.nodeid))
+        else:
+            where = self._defined_in(fixturedef)
+        param = ""
+        if hasattr(request, "param"):
+            ids = fixturedef.ids
+            index = int(getattr(request, "param_index", 0))
+            if isinstance(ids, list | tuple) and index < len(ids) and ids[index] is not None:
+                param = f"[{ids[index]}]"
+            elif isinstance(request.param, str | int | float | bool) or request.param is None:
+                param = f"[{request.param}]"
+            else:
+                param = f"[{index}]"
+        return f"{where}::{name}{param}"
+
+    def _defined_in(self, fixturedef: Any) -> str:
+        try:
+            source = inspect.getsourcefile(fixturedef.func)
+        except TypeError:
+            source = None
+        if source:
+            relative = os.path.relpath(os.path.abspath(source), self.root)
+            if not relative.startswith(".."):
+                return Path(relative).as_posix()
+        return str(getattr(fixturedef.func, "__module__", "") or "<session>")
+
+    # -- settings ---------------------------------------------------------------------
+    def marker_options(self, node: Any) -> dict[str, Any]:
+        """The options of every apirecorder marker on ``node``, the closest winning."""
+        markers = list(node.iter_markers(MARKER))
+        for marker in markers:
+            check_marker(marker)
+        return layered_options(*(dict(m.kwargs) for m in reversed(markers)))
+
+    def settings_for(
+        self, node: Any, config_options: Any
+    ) -> tuple[Mode, Path | None, dict[str, Any]]:
+        """The mode, storage folder and ``recording()`` options of one block, by precedence."""
+        from_config = dict(config_options or {})
+        problem = _problem(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        from_marker = self.marker_options(node)
+        from_ini = {name: self.ini[name] for name in INI_LISTS if self.ini[name]}
+        merged = layered_options(from_ini, from_config, from_marker)
         mode = resolve_mode(
             cli=self.config.getoption("apirecorder_mode"),
-            marker=marker_kwargs.pop("mode", None),
-            ini=self.config.getini("apirecorder_mode"),
+            marker=from_marker.get("mode"),
+            config=from_config.get("mode"),
+            ini=self.ini["mode"],
         )
         directory = resolve_storage_dir(
             cli=self.config.getoption("apirecorder_dir"),
-            marker=marker_kwargs.pop("storage_dir", None),
+            marker=from_marker.get("storage_dir"),
+            config=from_config.get("storage_dir"),
             ini=self.config.getini("apirecorder_dir") or None,
-            root=self.root,
+            root=self.rootdir,
         )
-        for key in ("hosts_under_test", "ignore_hosts"):
-            hosts = self.config.getini(f"apirecorder_{key}")
-            if hosts:
-                marker_kwargs.setdefault(key, hosts)
-        return mode, directory, security_options(self.config, marker_kwargs)
+        merged.pop("mode", None)
+        merged.pop("storage_dir", None)
+        ignored = merged.pop("ignore_fields", None)
+        if ignored:
+            merged["normalizers"] = [*merged.get("normalizers", ()), fields_ignored(ignored)]
+        merged["tools"] = [*self.config.getini("apirecorder_patch_tools"), *merged.get("tools", ())]
+        return mode, directory, security_options(self.config, merged)
 
     def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
         return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        # Markers are checked once, at collection: a mistake is one usage error, not one
+        # failure per test. Which fixtures to intercept is decided here too, before -k and
+        # xdist narrow the run, so it does not depend on which tests run.
+        for marker in item.iter_markers(MARKER):
+            try:
+                check_marker(marker)
+            except pytest.fail.Exception as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {exc.msg}") from None
+        names = list(getattr(item, "fixturenames", ()))
+        self.run.fixture_names.update(names)
+        if not self.wants_recording(item, names):
+            return
+        info = getattr(item, "_fixtureinfo", None)
+        by_name = getattr(info, "name2fixturedefs", {}) or {}
+        for name in names:
+            for fixturedef in by_name.get(name, ()):
+                self.wanted_fixtures.add((name, str(fixturedef.baseid)))
+
+    def _open(self, stack: ExitStack, node: Any, config_options: Any, test_id: str) -> Session:
+        mode, directory, options = self.settings_for(node, config_options)
+        # Process-wide, so threads the test starts (a server under test, a worker pool) are
+        # intercepted too; a recording() block of their own still takes precedence.
+        session = stack.enter_context(
+            recording(mode, directory, root=self.root, process_wide=True, **options)
+        )
+        stack.enter_context(test_context(test_id))
+        if self._kept is None:
+            self._kept = ExitStack()
+            self._kept.enter_context(interceptors_kept())
+        return session
+
+    def _close(self, session: Session, test_id: str) -> None:
+        self.used |= session.storage.used
+        self.folders.update(session.storage.dirs_for(test_id))
+        self.run.modes.add(session.mode.value)
+        if session.mode is Mode.RECORD:
+            self.recorded.setdefault(test_id, set()).update(session.storage.used)
 
     @pytest.fixture(autouse=True)
     def _apirecorder_autouse(self, request: pytest.FixtureRequest) -> Iterator[Session | None]:
@@ -146,30 +366,13 @@ class ApiRecorderPlugin:
         ):
             yield None
             return
-        mode, directory, options = self.settings_for(item)
-        options["tools"] = [
-            *self.config.getini("apirecorder_patch_tools"),
-            *options.get("tools", ()),
-        ]
-        # Process-wide, so threads the test starts (a server under test, a worker pool) are
-        # intercepted too; a recording() block of their own still takes precedence.
-        with (
-            recording(mode, directory, root=self.root, process_wide=True, **options) as session,
-            test_context(item.nodeid),
-        ):
-            if self._kept is None:
-                self._kept = ExitStack()
-                self._kept.enter_context(interceptors_kept())
+        test_id = self.test_id(item.nodeid)
+        with ExitStack() as stack:
+            session = self._open(stack, item, request.getfixturevalue(CONFIG_FIXTURE), test_id)
             try:
                 yield session
             finally:
-                self.used |= session.storage.used
-                self.folders.update(session.storage.dirs_for(item.nodeid))
-                self.run.modes.add(mode.value)
-
-    def pytest_unconfigure(self) -> None:
-        if self._kept is not None:
-            self._kept.close()
+                self._close(session, test_id)
 
     @pytest.fixture
     def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:
@@ -177,32 +380,154 @@ class ApiRecorderPlugin:
         assert _apirecorder_autouse is not None
         return _apirecorder_autouse
 
+    # -- fixtures of a wider scope ----------------------------------------------------
+    def wants_fixture(self, fixturedef: Any, request: Any) -> bool:
+        if fixturedef.scope == "function" or fixturedef.argname in OWN_FIXTURES:
+            return False
+        node = request.node
+        # A module's or class's own marker (pytestmark) counts; a session has no markers.
+        marked = not isinstance(node, pytest.Session) and node.get_closest_marker(MARKER)
+        return (
+            self.autouse
+            or (fixturedef.argname, str(fixturedef.baseid)) in self.wanted_fixtures
+            or bool(marked)
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
+        """Open a recording block around a wider-scoped fixture's set-up and its teardown."""
+        if not self.wants_fixture(fixturedef, request):
+            return (yield)
+        test_id = self.fixture_id(fixturedef, request)
+        try:
+            config_options = request.getfixturevalue(CONFIG_FIXTURE)
+        except pytest.fail.Exception:
+            # A narrower apirecorder_config (function-scoped) cannot serve this fixture; it
+            # gets the markers of its module or class, the ini file and the environment.
+            config_options = None
+        node = request.node
+        block: list[ExitStack] = []
+        sessions: list[Session] = []
+
+        def enter() -> None:
+            stack = ExitStack()
+            block.append(stack)
+            sessions.append(self._open(stack, node, config_options, test_id))
+
+        def leave() -> None:
+            if block:
+                block.pop().close()
+                self._close(sessions.pop(), test_id)
+
+        # Finalizers run last-in first-out: this one, added before the set-up, closes the
+        # block after the fixture's teardown code; the one added after it opens the block.
+        fixturedef.addfinalizer(leave)
+        enter()
+        outcome = "failed"
+        try:
+            result = yield
+            outcome = "passed"
+            return result
+        finally:
+            leave()
+            self.run.report(test_id, "call", outcome)
+            fixturedef.addfinalizer(enter)
+
+    def pytest_unconfigure(self) -> None:
+        self._commands.close()
+        if self._kept is not None:
+            self._kept.close()
+        if self._debug is not None:
+            logging.getLogger("apirecorder").removeHandler(self._debug)
+
     # -- the unused-recordings ledger (apirecorder._ledger, docs/cli.md) ------------------
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.run.selected.update(item.nodeid for item in session.items)
+        self.run.selected.update(self.test_id(item.nodeid) for item in session.items)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.run.deselected.update(item.nodeid for item in items)
+        self.run.deselected.update(self.test_id(item.nodeid) for item in items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.run.report(report.nodeid, report.when, report.outcome)
+        self.run.report(self.test_id(report.nodeid), report.when, report.outcome)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """pytest-xdist: fold what a worker saw into the controller's facts."""
         output = getattr(node, "workeroutput", None) or {}
         self.run.merge(RunFacts.from_json(output.get(WORKER_OUTPUT_KEY)))
+        self.rewritten.extend(tuple(pair) for pair in output.get(REWRITTEN_OUTPUT_KEY) or [])
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.rewrite()
         self.unused = finish_ledger(self, session)
 
+    def rewrite(self) -> None:
+        """Record mode: delete the recordings of each passed test that its run did not make."""
+        passed = self.run.passed()
+        tests = {test_id: used for test_id, used in self.recorded.items() if test_id in passed}
+        for path, test_id in stale_recordings(tests, self.folders):
+            path.unlink(missing_ok=True)
+            self.rewritten.append((str(path), test_id))
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[REWRITTEN_OUTPUT_KEY] = [list(pair) for pair in self.rewritten]
+
+    def pytest_report_header(self) -> list[str]:
+        if self.pinned:
+            return []
+        return [
+            f"apirecorder: test ids are relative to {self.root}, the folder pytest started "
+            "from (no ini file, setup.py or .git found); add a pytest.ini or "
+            f"[tool.pytest.ini_options], or set {ROOT_ENV}, to keep them stable"
+        ]
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        lines = rewrite_lines(self.rewritten, self.root)
+        if lines:
+            terminalreporter.write_sep("=", "apirecorder: rewritten tests")
+            for line in lines:
+                terminalreporter.write_line(line)
         failing = bool(self.config.getoption("apirecorder_fail_unused"))
         lines = report_lines(self.unused, self.root, failing)
         if lines:
             terminalreporter.write_sep("=", "apirecorder: unused recordings")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def apirecorder_config() -> dict[str, Any]:
+    """Settings in code: override it in a conftest, module or class and return the marker's
+    options (mode, storage_dir, ignore_hosts, ignore_fields...) as a dict."""
+    return {}
+
+
+def check_marker(marker: pytest.Mark) -> None:
+    """Fail (once, at collection) on a positional argument or an unknown keyword."""
+    if marker.args:
+        shown = ", ".join(repr(arg) for arg in marker.args)
+        hint = (
+            f"@pytest.mark.apirecorder(mode={marker.args[0]!r})"
+            if len(marker.args) == 1 and isinstance(marker.args[0], str)
+            else "@pytest.mark.apirecorder(mode=..., storage_dir=...)"
+        )
+        pytest.fail(
+            f"@pytest.mark.apirecorder({shown}): the marker takes keywords only; write {hint}",
+            pytrace=False,
+        )
+    problem = _problem(check_options, marker.kwargs, "@pytest.mark.apirecorder")
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def _problem(check: Any, *args: Any) -> str:
+    # The message of a ValueError, so the failure is raised outside the except block and
+    # shows without "During handling of the above exception".
+    try:
+        check(*args)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:

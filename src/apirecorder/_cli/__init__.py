@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     *("ls", "show", "stats", "verify", "rehash", "diff", "normalize", "explain", "prune"),
     "scan",
+    "rekey",
 )
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from .._exceptions import ApiRecorderError, RecordingNotFoundError
+from .._hashing import BodyNormalizer
+from .._settings import ini_normalizers
 from ._views import display_path
 
 __all__ = ["register", "run"]
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             url=args.url,
             method=args.method,
             tool=args.tool,
+            normalizers=ini_normalizers(Path.cwd()),  # the ini's ignore_fields, as in tests
         )
     except ValueError as exc:
         return _usage(str(exc))
@@ -152,6 +156,7 @@ def explain_request(
     url: str | None = None,
     method: str = "POST",
     tool: str | None = None,
+    normalizers: Sequence[BodyNormalizer] = (),
 ) -> Explanation:
     """Describe ``body`` as the interceptors would and ask the replay lookup about it."""
     from .._context import test_context
@@ -164,7 +169,7 @@ def explain_request(
         if storage_dir is not None
         else Storage(root if root is not None else Path.cwd(), flat=False)
     )
-    session = Session(mode=Mode.REPLAY, storage=storage)
+    session = Session(mode=Mode.REPLAY, storage=storage, normalizers=tuple(normalizers))
     with test_context(test_id):
         if kind == "tool":
             provider, _, tool_name = (tool or "").partition(".")

@@ -6,9 +6,11 @@ import argparse
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from .._hashing import BodyNormalizer
+from .._settings import ini_normalizers
 from ._files import collect_recordings, existing_paths
 from ._verifying import verify_recordings
 from ._views import display_path
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if paths is None:
         return 2
     try:
-        normalizers = load_normalizers(args.normalizer)
+        # The ini file's ignore_fields first, as the tests hash with them.
+        normalizers = [*ini_normalizers(Path.cwd()), *load_normalizers(args.normalizer)]
     except ValueError as exc:
         print(f"apirecorder verify: error: {exc}", file=sys.stderr)
         return 2
