@@ -127,3 +127,137 @@ def _quoted(test_id: str) -> str:
     from urllib.parse import quote
 
     return quote(test_id, safe="")
+
+
+# -- any process: Python clients of other providers through the server ------------------------
+
+
+def _anthropic_calls(base_url: str) -> dict[str, Any]:
+    import anthropic
+
+    client = anthropic.Anthropic(
+        base_url=base_url,
+        api_key="sk-ant-from-the-client",
+        max_retries=0,
+        default_headers={"X-Apirecorder-Test-Id": TEST_ID},
+    )
+    user = [{"role": "user", "content": "Name a ringed planet"}]
+    plain = client.messages.create(model="claude-sonnet-4-5", max_tokens=32, messages=user)
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=32, messages=user) as s:
+        streamed = "".join(s.text_stream)
+    try:
+        client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "TRIGGER_400"}],
+        )
+        error: Any = "no error"
+    except anthropic.BadRequestError as exc:
+        error = {"status": exc.status_code, "type": type(exc).__name__}
+    return {"plain": plain.content[0].text, "streamed": streamed, "error": error}
+
+
+def _ollama_calls(host: str) -> dict[str, Any]:
+    import ollama
+
+    client = ollama.Client(host=host, headers={"X-Apirecorder-Test-Id": TEST_ID})
+    chat = client.chat(model="llama3.2", messages=[{"role": "user", "content": "Hello there"}])
+    stream = client.chat(
+        model="llama3.2", messages=[{"role": "user", "content": "one two"}], stream=True
+    )
+    return {
+        "chat": chat.message.content,
+        "stream": "".join(part.message.content or "" for part in stream),
+    }
+
+
+@pytest.mark.parametrize(
+    ("provider", "calls"), [("anthropic", _anthropic_calls), ("ollama", _ollama_calls)]
+)
+def test_other_providers_record_and_replay_through_the_server(
+    provider: str, calls: Any, upstream: Upstream, tmp_path: Path
+) -> None:
+    # Raw HTTP recordings hash the upstream's URL: replay names the same upstream.
+    where = f"{provider}={upstream.url}"
+    with serve_process("--mode", "record", "--dir", str(tmp_path), "--upstream", where) as url:
+        live = calls(url)
+    written = b"".join(p.read_bytes() for p in tmp_path.glob("*.json"))
+    assert written and b"sk-ant-from-the-client" not in written
+    upstream.stop()
+    with serve_process("--dir", str(tmp_path), "--upstream", where) as url:
+        assert calls(url) == live
+
+
+# -- bad input, binding, shutdown ------------------------------------------------------------------
+
+
+def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    import httpx
+
+    with serve_process("--dir", str(tmp_path), "--max-body", "1000") as url:
+        not_json = httpx.post(f"{url}/v1/chat/completions", content=b"{not json")
+        assert not_json.status_code == 400
+        assert "not JSON" in not_json.json()["error"]["message"]
+        huge = httpx.post(f"{url}/v1/chat/completions", content=b"x" * 5000)
+        assert huge.status_code == 413
+        unknown = httpx.get(f"{url}/nowhere/at/all", headers={"X-Apirecorder-Test-Id": TEST_ID})
+        assert unknown.status_code == 404
+        assert "--upstream http=URL" in unknown.json()["error"]["message"]
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+
+
+def test_binding_beyond_loopback_needs_a_flag() -> None:
+    from apirecorder._cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apirecorder._cli", "serve", "--port", "0", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("APIRECORDER_SERVE_URL="):
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert "stopped" in process.stdout.read()
+
+
+def test_a_hundred_concurrent_streams_each_get_their_own_answer(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [f"stream number {n} of many" for n in range(100)]
+
+    def ask(url: str, prompt: str) -> str:
+        client = openai.OpenAI(
+            base_url=f"{url}/v1",
+            api_key="sk-test",
+            max_retries=0,
+            default_headers={"X-Apirecorder-Test-Id": TEST_ID},
+        )
+        stream = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    with (
+        serve_process(
+            "--mode", "record", "--dir", str(tmp_path), "--upstream", f"openai={upstream.url}"
+        ) as url,
+        ThreadPoolExecutor(max_workers=100) as pool,
+    ):
+        recorded = list(pool.map(lambda p: ask(url, p), prompts))
+    upstream.stop()
+    with serve_process("--dir", str(tmp_path)) as url, ThreadPoolExecutor(100) as pool:
+        replayed = list(pool.map(lambda p: ask(url, p), prompts))
+    assert recorded == [f"Echo: {p}" for p in prompts]
+    assert replayed == recorded
