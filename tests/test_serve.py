@@ -261,3 +261,45 @@ def test_a_hundred_concurrent_streams_each_get_their_own_answer(
         replayed = list(pool.map(lambda p: ask(url, p), prompts))
     assert recorded == [f"Echo: {p}" for p in prompts]
     assert replayed == recorded
+
+
+# -- the docs' curl examples -------------------------------------------------------------------
+
+DOCS = Path(__file__).parent.parent / "docs" / "serve.md"
+
+
+def _curl_examples() -> list[str]:
+    import re
+
+    blocks = re.findall(r"```sh\n(.*?)```", DOCS.read_text(), re.S)
+    return [block for block in blocks if block.startswith("curl ")]
+
+
+def _run_curl(example: str, url: str) -> str:
+    import os
+
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed for the docs' examples: apt-get install curl")
+    script = example.replace("http://127.0.0.1:8765", url)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-docs-example-key"}
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_the_docs_curl_examples_record_and_replay(upstream: Upstream, tmp_path: Path) -> None:
+    examples = _curl_examples()
+    assert len(examples) == 2
+    where = f"openai={upstream.url}"
+    with serve_process("--mode", "record", "--dir", str(tmp_path), "--upstream", where) as url:
+        live = [_run_curl(example, url) for example in examples]
+    upstream.stop()
+    with serve_process("--dir", str(tmp_path)) as url:
+        replayed = [_run_curl(example, url) for example in examples]
+    answer = json.loads(replayed[0])
+    assert answer["choices"][0]["message"]["content"] == "Echo: Which planet has rings?"
+    assert json.loads(live[0])["choices"][0]["message"] == answer["choices"][0]["message"]
+    events = [line for line in replayed[1].splitlines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) > 3
+    assert b"sk-docs-example-key" not in b"".join(p.read_bytes() for p in tmp_path.glob("*"))

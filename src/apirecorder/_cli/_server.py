@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import inspect
 import json
 import struct
@@ -157,6 +158,22 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     return value[7:].strip() if value.lower().startswith("bearer ") else None
 
 
+@functools.lru_cache(maxsize=64)
+def _openai_client(
+    base_url: str, api_key: str, organization: str | None, project: str | None
+) -> Any:
+    """One client per base URL and credentials: building one costs far more than a replay."""
+    import openai
+
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        organization=organization,
+        project=project,
+        max_retries=0,
+    )
+
+
 def _sdk_kwargs(method: Callable[..., Any], body: dict[str, Any]) -> dict[str, Any]:
     """``body`` as keyword arguments of ``method``; what it does not name goes in extra_body."""
     params = inspect.signature(method).parameters
@@ -176,12 +193,11 @@ def _openai_answer(
     if incoming.method != method:
         raise BadRequest(405, f"{incoming.method} {incoming.path}: this path takes {method}")
     headers = incoming.headers
-    client = openai.OpenAI(
-        base_url=config.upstreams["openai"].rstrip("/") + prefix,
-        api_key=_bearer(headers) or headers.get("api-key") or "apirecorder-serve",
-        organization=headers.get("openai-organization"),
-        project=headers.get("openai-project"),
-        max_retries=0,
+    client = _openai_client(
+        config.upstreams["openai"].rstrip("/") + prefix,
+        _bearer(headers) or headers.get("api-key") or "apirecorder-serve",
+        headers.get("openai-organization"),
+        headers.get("openai-project"),
     )
     target: Any = client
     for name in resource.split("."):
