@@ -13,11 +13,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from .._modes import Mode
 from ._server import DEFAULT_UPSTREAMS, ServeConfig, make_server
 
-__all__ = ["URL_LINE_PREFIX", "register", "run", "serve_process"]
+__all__ = ["URL_LINE_PREFIX", "ServerHandle", "register", "run", "serve_process"]
 
 #: The machine-readable line printed once the server listens: ``APIRECORDER_SERVE_URL=<url>``.
 URL_LINE_PREFIX = "APIRECORDER_SERVE_URL="
@@ -150,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def serve_process(
-    *args: str, env: Mapping[str, str] | None = None, startup_timeout: float = 60.0
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    startup_timeout: float = 60.0,
 ) -> Iterator[str]:
     """Run ``apirecorder serve --port 0 ARGS`` in a subprocess; yield its URL; stop it after.
 
@@ -158,7 +162,11 @@ def serve_process(
     """
     command = [sys.executable, "-m", "apirecorder._cli", "serve", "--port", "0", *args]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=dict(env) if env is not None else None
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
     )
     assert process.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
@@ -197,3 +205,17 @@ def _wait_for_url(
         if line.startswith(URL_LINE_PREFIX):
             return line[len(URL_LINE_PREFIX) :].strip()
         seen.append(line)
+
+
+class ServerHandle:
+    """A running ``apirecorder serve``: its ``url``, and the URL form that carries a test id."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def base_url(self, test_id: str, suffix: str = "/v1") -> str:
+        """``<url>/t/<url-encoded test id><suffix>``, for clients that cannot set headers."""
+        return f"{self.url}/t/{quote(test_id, safe='')}{suffix}"
+
+    def __repr__(self) -> str:
+        return f"<apirecorder serve at {self.url}>"
