@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.util
 import ipaddress
 import queue
 import signal
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from .. import recording
 from .._modes import Mode
+from .._recorder import interceptors_kept
 from ._server import DEFAULT_UPSTREAMS, ServeConfig, make_server
 
 __all__ = ["URL_LINE_PREFIX", "ServerHandle", "register", "run", "serve_process"]
@@ -107,6 +111,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _warm_up(config: ServeConfig) -> None:
+    """Import the clients the server calls through, before it says it listens.
+
+    The first request would otherwise pay for importing the SDKs (seconds, not milliseconds).
+    """
+    for library in ("openai", "ollama", "httpx"):
+        if importlib.util.find_spec(library) is not None:
+            importlib.import_module(library)
+    with recording(config.mode, config.storage_dir, root=config.root):
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         print(
@@ -130,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             f"apirecorder serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
         return 2
+    _warm_up(config)
     where = str(args.dir) if args.dir else "next to each test file"
     print(f"apirecorder serve: {args.mode} on {server.url} (recordings: {where})", flush=True)
     print(f"{URL_LINE_PREFIX}{server.url}", flush=True)
@@ -140,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.serve_forever(poll_interval=0.1)
+        with interceptors_kept():
+            server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
         for sig, handler in previous.items():
@@ -155,7 +173,7 @@ def serve_process(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     startup_timeout: float = 60.0,
-) -> Iterator[str]:
+) -> Iterator[ServerHandle]:
     """Run ``apirecorder serve --port 0 ARGS`` in a subprocess; yield its URL; stop it after.
 
     Its log (misses included) goes to this process's stderr. Stopping sends SIGTERM and waits.
@@ -179,7 +197,7 @@ def serve_process(
     threading.Thread(target=read, args=(process.stdout,), daemon=True).start()
     try:
         url = _wait_for_url(lines, process, startup_timeout)
-        yield url
+        yield ServerHandle(url, process.pid)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -207,15 +225,20 @@ def _wait_for_url(
         seen.append(line)
 
 
-class ServerHandle:
-    """A running ``apirecorder serve``: its ``url``, and the URL form that carries a test id."""
+class ServerHandle(str):
+    """A running ``apirecorder serve``: the string is its URL; ``pid`` is its process."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    pid: int
+
+    def __new__(cls, url: str, pid: int = 0) -> ServerHandle:
+        handle = super().__new__(cls, url)
+        handle.pid = pid
+        return handle
+
+    @property
+    def url(self) -> str:
+        return str(self)
 
     def base_url(self, test_id: str, suffix: str = "/v1") -> str:
         """``<url>/t/<url-encoded test id><suffix>``, for clients that cannot set headers."""
-        return f"{self.url}/t/{quote(test_id, safe='')}{suffix}"
-
-    def __repr__(self) -> str:
-        return f"<apirecorder serve at {self.url}>"
+        return f"{self}/t/{quote(test_id, safe='')}{suffix}"
