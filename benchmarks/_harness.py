@@ -30,13 +30,15 @@ class Measurement:
     medians: dict[str, float]
     samples: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    kind: str = "replay"  # "replay", "storage", "record" or "memory"
+    kind: str = "replay"  # "replay", "storage", "record", "memory" or "cost"
     #: The VCR.py / apirecorder ratio the issue asks for, if any.
     target: float | None = None
     #: Free-form numbers a table needs (recording counts and the like).
     extra: dict[str, float] = field(default_factory=dict)
     #: A short stable name ("chat", "stream-long", "record-disk", ...) for explanations.
     key: str = ""
+    #: Names found, by what they are of (the client libraries each suite variant imported).
+    imported: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, tool: str) -> float | None:
         return self.medians.get(tool)

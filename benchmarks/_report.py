@@ -312,3 +312,158 @@ def notes(measurements: list[Measurement]) -> list[str]:
         for note in m.notes:
             lines.append(f"- {m.workload}: {note}")
     return lines
+
+
+#: The suite with the plugin on may take at most this many times the run without it.
+SUITE_TARGET = 1.10
+#: The provider call the record overhead is projected onto, in seconds.
+PROVIDER_CALL = 0.300
+
+
+def _named(measurements: list[Measurement], key: str) -> Measurement | None:
+    return next((m for m in measurements if m.key == key), None)
+
+
+def _libraries(names: list[str] | None) -> str:
+    if names is None:
+        return "(not probed)"
+    return ", ".join(f"`{name}`" for name in names) if names else "none"
+
+
+def cost_table(measurements: list[Measurement]) -> list[str]:
+    """The "cost around replay" rows (issue 16): what a suite pays besides the replays."""
+    suite = _named(measurements, "cost-suite")
+    block = _named(measurements, "cost-block")
+    rows: list[list[str]] = []
+    if suite is not None:
+        rows += _suite_rows(suite)
+    if block is not None and suite is not None:
+        pytest_per_test = suite.extra["pytest per test"]
+        for name, value in block.medians.items():
+            label = (
+                "per test: entering and leaving `recording()` + `test_context()` (mode, "
+                "storage folders, policies) and the fixture's ledger bookkeeping, in process"
+            )
+            if name != "recording + test_context":
+                label = "per test: the same with `block_network=True` (the network guard)"
+            rows.append(
+                [
+                    label,
+                    human_time(value),
+                    f"pytest's own per test {human_time(pytest_per_test)} "
+                    f"({value / pytest_per_test:.1%})",
+                    "",
+                    "",
+                ]
+            )
+    for m in measurements:
+        if m.kind != "record":
+            continue
+        live, ours = m.get(LIVE), m.get(APIRECORDER)
+        if live is None or ours is None:
+            continue
+        where = "disk" if m.key == "record-disk" else "tmpfs"
+        extra = ours - live
+        share = extra / PROVIDER_CALL
+        rows.append(
+            [
+                f"record overhead per call, files on {where} (`record` workload)",
+                f"+{human_time(extra)}: {extra / live:+.1%} of a {human_time(live)} local call",
+                f"{share:.2%} of a {PROVIDER_CALL * 1e3:.0f} ms provider call (projected)",
+                f"< {RECORD_TARGET:.0%} of a provider call",
+                "met" if share < RECORD_TARGET else "**missed**",
+            ]
+        )
+    for m in measurements:
+        if m.kind != "memory":
+            continue
+        ours, theirs = m.get(APIRECORDER), m.get(VCRPY)
+        rows.append(
+            [
+                f"{m.workload} (`memory` workload)",
+                human_bytes(ours or 0),
+                f"VCR.py {human_bytes(theirs or 0)} (apirecorder / VCR.py: "
+                f"{fmt_ratio(ratio(ours, theirs))})",
+                "",
+                "",
+            ]
+        )
+    for key, what in (
+        ("cost-import", "`import apirecorder`"),
+        ("cost-plugin-import", "`import apirecorder.pytest_plugin` (the plugin's start-up)"),
+    ):
+        imports = _named(measurements, key)
+        if imports is None:
+            continue
+        clients = imports.imported.get("client libraries")
+        in_pytest = imports.extra.get("pytest", 0.0)
+        measured = human_time(imports.medians["import"])
+        if in_pytest:
+            measured += f", of which pytest {human_time(in_pytest)}"
+        rows.append(
+            [
+                f"{what}, `python -X importtime`",
+                measured,
+                f"client libraries imported: {_libraries(clients)}",
+                "no client library",
+                "met" if clients == [] else "**missed**",
+            ]
+        )
+    header = ["cost", "measured", "against", "target", "result"]
+    return _table(header, rows) if rows else []
+
+
+def _per_test(seconds: float) -> str:
+    if seconds < 0:
+        # The difference is smaller than how much the runs themselves vary.
+        return f"{human_time(seconds)} (below this run's noise)"
+    return human_time(seconds)
+
+
+def _suite_rows(suite: Measurement) -> list[list[str]]:
+    tests = int(suite.extra["tests"])
+    off = suite.get("plugin off") or 0.0
+    off_cpu = suite.extra["plugin off cpu"]
+    rows = []
+    for variant in ("plugin on", "plugin on, lazy"):
+        on = suite.get(variant)
+        if on is None:
+            continue
+        times = ratio(on, off)
+        on_cpu = suite.extra[f"{variant} cpu"]
+        rows.append(
+            [
+                f"{tests:,} trivial tests marked `apirecorder`, no API call: **{variant}** "
+                "against off",
+                f"{human_time(on)} against {human_time(off)}: **{fmt_ratio(times)}** "
+                f"(CPU {human_time(on_cpu)} against {human_time(off_cpu)}: "
+                f"{fmt_ratio(ratio(on_cpu, off_cpu))})",
+                "client libraries a 1-test run imported: "
+                + _libraries(suite.imported.get(variant)),
+                f"≤ {SUITE_TARGET:.2f}x",
+                "met" if times is not None and times <= SUITE_TARGET else "**missed**",
+            ]
+        )
+        rows.append(
+            [
+                f"{variant}: once per run (the 1-test suite, on minus off, CPU)",
+                human_time(suite.extra[f"{variant} once"]),
+                "pytest's own start-up and one test: "
+                f"{human_time(suite.extra['plugin off one cpu'])} CPU",
+                "",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                f"{variant}: per test, the plugin's fixture and hooks (the rest of the "
+                f"difference over {tests - 1:,} tests, CPU)",
+                _per_test(suite.extra[f"{variant} per test"]),
+                f"pytest's own per test: {human_time(suite.extra['pytest per test'])} "
+                f"(the off run / {tests:,}), {human_time(suite.extra['pytest cpu per test'])} "
+                "CPU with its start-up left out",
+                "",
+                "",
+            ]
+        )
+    return rows

@@ -24,7 +24,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import apirecorder
-from apirecorder._recorder import interceptors_kept
+from apirecorder._recording import interceptors_kept
 from apirecorder._storage import _loads as parse_json  # the parser replay uses
 
 REPO = Path(__file__).resolve().parent.parent
@@ -322,6 +322,8 @@ class Sizes:
     storage_calls: int = 10
     record_tests: int = 10
     record_calls: int = 10
+    #: Trivial tests in the generated suite of the cost workload (issue 16).
+    cost_tests: int = 1_000
 
 
 QUICK = Sizes(
@@ -340,6 +342,7 @@ QUICK = Sizes(
     storage_calls=3,
     record_tests=2,
     record_calls=3,
+    cost_tests=100,
 )
 
 

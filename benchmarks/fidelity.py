@@ -26,6 +26,7 @@ from openai._models import construct_type
 from pydantic import BaseModel
 
 import apirecorder
+from apirecorder._interceptors._openai import build as openai_build
 from apirecorder._serialization import from_json, resolve_type
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def check_files(paths: list[Path]) -> tuple[int, list[str]]:
         for typed in _typed_objects(data.get("response")):
             cls = resolve_type(typed["__type__"])
             sdk = construct_type(type_=cls, value=json.loads(json.dumps(typed["__data__"])))
-            ours = from_json(json.loads(json.dumps(typed)), source=path)
+            ours = from_json(json.loads(json.dumps(typed)), source=path, build=openai_build)
             checked += 1
             found = strict_difference(sdk, ours)
             if found:

@@ -17,7 +17,8 @@ import pytest
 
 import apirecorder
 from apirecorder._cli import main
-from apirecorder._inspect import Style, progress
+from apirecorder._cli._files import progress
+from apirecorder._cli._views import Style
 from tests.upstream import Upstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,12 +48,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+#: The fixture folders the counts below describe (others, such as reference-2026, are tested
+#: where they are used).
+COUNTED = ("seed", "reference-sample")
+
+
 @pytest.fixture
 def fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of tests/fixtures in the current folder (the originals are never touched)."""
+    """A copy of the seed and the reference sample in the current folder (the originals are
+    never touched)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    return Path(shutil.copytree(FIXTURES, tmp_path / "fixtures"))
+    for name in COUNTED:
+        shutil.copytree(FIXTURES / name, tmp_path / "fixtures" / name)
+    return tmp_path / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +367,7 @@ def test_show_recordings_made_through_every_sdk(
 
 def test_stats_counts_and_tokens(fixtures: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "stats", "fixtures")
-    size = sum(p.stat().st_size for p in FIXTURES.rglob("*.json"))
+    size = sum(p.stat().st_size for name in COUNTED for p in (FIXTURES / name).rglob("*.json"))
     lines = out.splitlines()
     assert code == 0
     assert lines[0] == f"21 recordings, {size / 1024:.1f} KiB"

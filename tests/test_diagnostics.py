@@ -16,6 +16,7 @@ from apirecorder._diagnostics import (
     format_differences,
     word_diff,
 )
+from apirecorder._recording import engine_of
 from tests.upstream import Upstream
 
 pytest_plugins = ["pytester"]
@@ -168,10 +169,12 @@ def test_a_multi_line_prompt_shows_a_unified_diff(tmp_path: Path, upstream: Upst
 
 
 def test_a_tool_call_miss_diffs_the_keyword_arguments(tmp_path: Path) -> None:
-    with apirecorder.recording("record", tmp_path) as session, apirecorder.test_context(TEST_ID):
+    with apirecorder.recording("record", tmp_path) as view, apirecorder.test_context(TEST_ID):
+        session = engine_of(view)
         call = session.tool_call("tavily", "search", {"query": "rings of saturn", "max_results": 3})
         recorded = session.save(call, {"body": {"results": []}, "is_streaming": False})
-    with apirecorder.recording("replay", tmp_path) as session, apirecorder.test_context(TEST_ID):
+    with apirecorder.recording("replay", tmp_path) as view, apirecorder.test_context(TEST_ID):
+        session = engine_of(view)
         call = session.tool_call("tavily", "search", {"query": "moons of saturn", "max_results": 5})
         with pytest.raises(apirecorder.RecordingNotFoundError) as caught:
             session.lookup(call)
@@ -192,12 +195,14 @@ def test_a_tool_call_miss_diffs_the_keyword_arguments(tmp_path: Path) -> None:
 def test_an_http_call_miss_shows_a_changed_port_and_payload(tmp_path: Path) -> None:
     old_url = "http://127.0.0.1:5001/misc/echo?x=1"
     new_url = "http://127.0.0.1:6002/misc/echo?x=1"
-    with apirecorder.recording("record", tmp_path) as session, apirecorder.test_context(TEST_ID):
+    with apirecorder.recording("record", tmp_path) as view, apirecorder.test_context(TEST_ID):
+        session = engine_of(view)
         call = session.http_call(method="POST", url=old_url, headers={}, payload={"n": 1})
         recorded = session.save(
             call, {"body": {"ok": True}, "status": 200, "headers": {}, "is_streaming": False}
         )
-    with apirecorder.recording("replay", tmp_path) as session, apirecorder.test_context(TEST_ID):
+    with apirecorder.recording("replay", tmp_path) as view, apirecorder.test_context(TEST_ID):
+        session = engine_of(view)
         call = session.http_call(method="POST", url=new_url, headers={}, payload={"n": 2})
         with pytest.raises(apirecorder.RecordingNotFoundError) as caught:
             session.lookup(call)

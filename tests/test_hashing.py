@@ -11,8 +11,10 @@ from apirecorder._hashing import (
     http_request_hash,
     inference_request_hash,
     normalize_for_hash,
+    recorded_request_hashes,
     tool_request_hash,
 )
+from apirecorder._storage import load_recording
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_FIXTURES = sorted(FIXTURES.glob("*/*.json"))
@@ -36,10 +38,27 @@ def test_fixture_file_name_is_the_hash_of_its_request(path: Path) -> None:
     assert got == _expected_hash(path)
 
 
+@pytest.mark.parametrize("path", ALL_FIXTURES, ids=lambda p: p.stem[:16])
+def test_recorded_request_hash_gives_every_fixtures_name_in_both_generations(path: Path) -> None:
+    # None of these requests holds what the 2026 rules change, so both generations agree.
+    recording = load_recording(path)
+    assert recorded_request_hashes(recording.test_id, recording.request) == (
+        _expected_hash(path),
+        _expected_hash(path),
+    )
+
+
 def test_there_are_fixtures_of_every_kind() -> None:
-    assert len(ALL_FIXTURES) == 21
+    assert len(ALL_FIXTURES) == 23
     endpoints = {json.loads(p.read_text())["request"].get("endpoint") for p in ALL_FIXTURES}
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"} <= endpoints
+    assert {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/generate_content",
+        "/generate_content_stream",
+    } <= endpoints
 
 
 def test_normalize_rounds_floats_and_long_decimals_in_strings() -> None:

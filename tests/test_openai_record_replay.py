@@ -121,8 +121,9 @@ def test_record_then_replay_offline(name: str, upstream: Upstream, tmp_path: Pat
 
     request_hash = path.stem.split("-")[1] if path.stem.startswith("models-") else path.stem
     if name == "models":
-        # Model objects keep their ids and timestamps; the list comes back sorted by id.
-        assert _dump(replayed) == sorted(_dump(live), key=lambda m: m["id"])
+        # Model objects keep their ids and timestamps; one recorded list comes back in the
+        # order the provider sent it (merging several files sorts by id).
+        assert _dump(replayed) == _dump(live)
     elif isinstance(live, list):
         id_map: dict[str, str] = {}
         expected = [normalize_response_data(_dump(c), request_hash, id_map) for c in live]
@@ -296,7 +297,7 @@ def test_async_client_record_then_replay(upstream: Upstream, tmp_path: Path) -> 
     assert {c.id for c in chunks} == {chunks[0].id} and chunks[0].id.startswith("rec-")
     assert emb.data[0].embedding == live[2].data[0].embedding
     assert [e.type for e in events] == [e.type for e in live[3]]
-    assert sorted(m.id for m in live[4]) == [m.id for m in models] == [m.id for m in page]
+    assert [m.id for m in live[4]] == [m.id for m in models] == [m.id for m in page]
 
 
 def test_stream_supports_context_manager_and_close(upstream: Upstream, tmp_path: Path) -> None:
@@ -365,11 +366,21 @@ def test_record_if_missing_records_only_what_is_missing(upstream: Upstream, tmp_
 
 def test_record_mode_always_calls_and_overwrites(upstream: Upstream, tmp_path: Path) -> None:
     client = _client(upstream)
-    for _ in range(2):
-        with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
-            _chat(client)
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = _chat(client).choices[0].message.content
+    path = _only_file(tmp_path)
+    fresh = path.read_bytes()
+    # Make the file on disk say something the upstream never said: a second record run must
+    # neither replay it nor keep it.
+    stale = json.loads(fresh)
+    stale["response"]["body"]["__data__"]["choices"][0]["message"]["content"] = "stale"
+    path.write_text(json.dumps(stale, indent=2) + "\n")
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        again = _chat(client).choices[0].message.content
     assert len(upstream.requests_to("/v1/chat/completions")) == 2
-    _only_file(tmp_path)
+    assert again == live != "stale"
+    assert _only_file(tmp_path) == path
+    assert path.read_bytes() == fresh
 
 
 def test_live_mode_writes_nothing(upstream: Upstream, tmp_path: Path) -> None:

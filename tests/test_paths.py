@@ -160,3 +160,119 @@ def test_any_test_id_stays_inside_the_root(test_id: str, tmp_path: Path) -> None
     storage.write(path, {"request": {}, "response": {}})
     assert path.is_file() and _inside(path.resolve(), root.resolve())
     path.unlink()
+
+
+# -- symlinks committed inside the root ---------------------------------------------------
+
+TEST_ID = "tests/sub/test_x.py::test_a"
+
+#: Where a symlink inside the root points outside it (relative to the root).
+LINKS = {
+    "the test's folder": "tests/sub",
+    "the test's recordings folder": "tests/sub/recordings",
+    "a parent of the test's folder": "tests",
+    "the shared recordings folder": "recordings",
+}
+
+
+@pytest.mark.parametrize("where", LINKS)
+def test_a_symlinked_folder_inside_the_root_never_sends_writes_outside(
+    where: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    link = root / LINKS[where]
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside, target_is_directory=True)
+    with (
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("record", root=root),
+        pytest.raises(apirecorder.ApiRecorderError, match="outside the storage root") as err,
+    ):
+        _chat(upstream.url)
+    assert str(link) in str(err.value) or str(root) in str(err.value)
+    assert _files_under(outside) == set()
+
+
+@pytest.mark.parametrize("where", LINKS)
+def test_a_symlinked_folder_inside_the_root_never_sends_reads_outside(
+    where: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    # A call with no test id is recorded in the shared folder, one with an id in its own.
+    test_id = None if where == "the shared recordings folder" else TEST_ID
+    with apirecorder.test_context(test_id), apirecorder.recording("record", root=root):
+        _chat(upstream.url)
+    # Move the recordings out and leave a link to them: a lookup must refuse to follow it.
+    real = root / LINKS[where]
+    real.rename(elsewhere)
+    real.symlink_to(elsewhere, target_is_directory=True)
+    url = upstream.url
+    upstream.stop()
+    with (
+        apirecorder.test_context(test_id),
+        apirecorder.recording("replay", root=root),
+        pytest.raises(apirecorder.ApiRecorderError, match="outside the storage root"),
+    ):
+        _chat(url)
+
+
+def test_a_symlinked_recording_file_is_read_only_when_it_stays_inside(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", root=root):
+        _chat(upstream.url)
+    (path,) = _files_under(root)
+    inside, outside = root / "kept.json.data", tmp_path / "outside.json"
+    inside.write_bytes(path.read_bytes())
+    outside.write_bytes(path.read_bytes())
+    url = upstream.url
+    upstream.stop()
+    path.unlink()
+    path.symlink_to(inside)
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", root=root):
+        _chat(url)  # a link inside the root is followed
+    path.unlink()
+    path.symlink_to(outside)
+    with (
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("replay", root=root),
+        pytest.raises(apirecorder.ApiRecorderError, match="outside the storage root"),
+    ):
+        _chat(url)
+
+
+# -- names Windows would read as ".." ------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [".. ", "... ", ". ", "..  ", ". .", "..", "...", " "])
+def test_dot_and_space_folder_names_never_survive_as_a_parent_reference(folder: str) -> None:
+    relative = safe_relative_dir(f"tests/{folder}/{folder}/x/test_a.py")
+    # What Windows makes of each part: trailing dots and spaces dropped.
+    assert all(part.rstrip(". ") == part and part for part in relative.parts)
+    assert relative == Path("tests/x/test_a.py")
+
+
+def test_trailing_dots_and_spaces_are_dropped_from_every_part() -> None:
+    assert safe_relative_dir("tests/name. /more../test_a.py") == Path("tests/name/more/test_a.py")
+
+
+# -- long ids land where docs/security.md says ------------------------------------------
+
+
+def test_a_folder_over_200_bytes_becomes_one_folder_under_the_root(tmp_path: Path) -> None:
+    folder = "/".join(["d" * 60] * 4)  # 243 bytes
+    storage = Storage(tmp_path, flat=False)
+    first, shared = storage.dirs_for(f"{folder}/test_x.py::test_a")
+    assert shared == tmp_path / "recordings"
+    assert first.parent.parent == tmp_path and first.name == "recordings"
+    assert first.parent.name == safe_relative_dir(folder).name
+    assert first.parent.name.startswith("d" * 60 + "_" + "d" * 22)
+    assert len(first.parent.name) == 100
+
+
+def test_a_long_file_name_keeps_its_short_folder(tmp_path: Path) -> None:
+    storage = Storage(tmp_path, flat=False)
+    first, _ = storage.dirs_for("tests/sub/test_" + "n" * 250 + ".py::test_a")
+    assert first == tmp_path / "tests" / "sub" / "recordings"

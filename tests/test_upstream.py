@@ -23,6 +23,7 @@ import pydantic
 import pytest
 import requests
 from anthropic.types import Message, RawMessageStreamEvent
+from openai import _base_client as openai_base_client
 from openai.types import Completion, CreateEmbeddingResponse, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response as OpenAIResponse
@@ -44,6 +45,7 @@ from tests.upstream import (
     Upstream,
     json_response,
 )
+from tests.upstream import server as upstream_server
 from tests.upstream.misc_api import BINARY, JSON_BODY, NDJSON_LINES, TEXT
 from tests.upstream.openai_api import embedding
 
@@ -172,14 +174,22 @@ def test_handler_errors_are_500_and_routes_can_be_added(up: Upstream) -> None:
 
 
 def test_stop_refuses_new_and_pooled_connections_and_restarts_on_same_port() -> None:
-    started = time.perf_counter()
     upstream = Upstream().start()
     url, port = upstream.url, upstream.port
+    # A raw keep-alive connection left idle: stop() must close it, not wait for it to end.
+    idle = socket.create_connection(("127.0.0.1", port), timeout=30)
+    idle.sendall(b"GET /misc/text HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(4096).startswith(b"HTTP/1.1 200")
     with httpx.Client() as client:
         assert client.get(url + "/misc/json").status_code == 200
         upstream.stop()
         with pytest.raises(httpx.TransportError):
             client.get(url + "/misc/json")
+    with idle:
+        # Reads to the end of the stream: only a server that closed the connection ends it
+        # (one still waiting on it would make this read time out and fail).
+        while idle.recv(4096):
+            pass
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
         pass
     upstream.start()
@@ -188,7 +198,20 @@ def test_stop_refuses_new_and_pooled_connections_and_restarts_on_same_port() -> 
         assert httpx.get(url + "/misc/text").text == TEXT
     finally:
         upstream.stop()
-    assert time.perf_counter() - started < 1.0
+
+
+class _SleepLog:
+    """Stands in for the ``time`` module of one library: records every sleep, then sleeps."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        time.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 def test_volatile_fields_vary_only_when_volatile(up: Upstream) -> None:
@@ -278,13 +301,17 @@ def test_streams_arrive_incrementally(client: str) -> None:
         assert upstream.gate_timeouts == 0
 
 
-def test_stream_delay_spaces_the_parts() -> None:
+def test_stream_delay_spaces_the_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _SleepLog()
+    monkeypatch.setattr(upstream_server, "time", clock)
     with (
         Upstream(stream_delay=0.02) as upstream,
         httpx.stream("GET", upstream.url + "/misc/ndjson") as r,
     ):
-        stamps = [time.perf_counter() for _ in r.iter_lines()]
-    assert stamps[-1] - stamps[0] >= 0.06
+        lines = list(r.iter_lines())
+    assert len(lines) >= 4
+    # One pause between each two parts, none before the first.
+    assert clock.slept == [0.02] * (len(lines) - 1)
 
 
 # --- OpenAI -----------------------------------------------------------------------
@@ -381,7 +408,7 @@ def test_openai_chat_tool_calls(oai: openai.OpenAI) -> None:
     assert answered.choices[0].message.content == "Echo: sunny"
 
 
-def test_openai_errors(oai: openai.OpenAI, up: Upstream) -> None:
+def test_openai_errors(oai: openai.OpenAI, up: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         oai.chat.completions.create(model="gpt-4o", messages=user(TRIGGER_400))
     assert bad.value.status_code == 400
@@ -397,15 +424,16 @@ def test_openai_errors(oai: openai.OpenAI, up: Upstream) -> None:
     assert limited.value.code == "rate_limit_exceeded"
     with pytest.raises(openai.NotFoundError):
         oai.chat.completions.create(model=MISSING_MODEL, messages=user("x"))
-    # Retries honour retry-after-ms, so they cost milliseconds.
+    # Retries honour retry-after-ms, so they cost milliseconds, not the SDK's backoff.
     up.reset()
-    started = time.perf_counter()
+    clock = _SleepLog()
+    monkeypatch.setattr(openai_base_client, "time", clock)
     with pytest.raises(openai.RateLimitError):
         oai.with_options(max_retries=2).chat.completions.create(
             model="gpt-4o", messages=user(TRIGGER_429)
         )
     assert len(up.requests) == 3
-    assert time.perf_counter() - started < 0.5
+    assert clock.slept == [0.001, 0.001]
 
 
 def test_openai_stream_error(oai: openai.OpenAI) -> None:

@@ -1,6 +1,6 @@
 """The benchmark workloads, each a module with ``run(bench, sizes) -> list[Measurement]``."""
 
-from . import chat, embeddings, memory, record, storage_size, streams
+from . import chat, cost, embeddings, memory, record, storage_size, streams
 
 #: name -> module, in the order they run and appear in BENCHMARKS.md
 WORKLOADS = {
@@ -10,6 +10,7 @@ WORKLOADS = {
     "storage": storage_size,
     "record": record,
     "memory": memory,
+    "cost": cost,
 }
 
 __all__ = ["WORKLOADS"]

@@ -13,7 +13,7 @@ from _scenario import Bench, BenchTest, Sizes, chat_call, compare_replay, offlin
 
 import apirecorder
 from apirecorder._interceptors import INTERCEPTORS
-from apirecorder._recorder import interceptors_kept
+from apirecorder._recording import interceptors_kept
 
 
 def make_tests(count: int, calls: int) -> list[BenchTest]:

@@ -13,7 +13,7 @@ from ._ids import deterministic_id
 from ._interceptors._mcp import mcp_client
 from ._modes import Mode
 from ._network import block_network
-from ._recorder import Session, recording
+from ._recording import Session, recording
 from ._serialization import allow_types
 from ._tools import patch_tool, tool
 

@@ -13,15 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher, unified_diff
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from ._exceptions import ApiRecorderError
 from ._hashing import MODEL_LIST_ENDPOINTS, BodyNormalizer, apply_normalizers, normalize_for_hash
+from ._settings import record_command
 from ._storage import Recording, json_files_in, parse_recording
-
-if TYPE_CHECKING:
-    from ._recorder import Call, Session
+from ._types import Call
 
 __all__ = [
     "Difference",
@@ -401,19 +400,22 @@ def nearest_section(nearest: NearestRecording | None, endpoint: str) -> list[str
     return lines
 
 
-def explain_miss(session: Session, call: Call) -> str:
-    """Say what was asked, where the recorder looked, what is nearest, and how to record it."""
-    from ._recorder import record_command
+def explain_miss(
+    call: Call, *, mode: str, folders: Sequence[Path], normalizers: Sequence[BodyNormalizer]
+) -> tuple[str, Path | None]:
+    """Say what was asked, where the recorder looked, what is nearest, and how to record it.
 
-    folders = session.storage.dirs_for(call.test_id)
+    Returns the message and the nearest recording's path (None when there is none).
+    """
+    found: Path | None = None
     try:
-        nearest = nearest_section(
-            find_nearest(folders, call.request, call.test_id, session.normalizers), call.endpoint
-        )
+        near = find_nearest(folders, cast(dict[str, Any], call.request), call.test_id, normalizers)
+        found = near.recording.path if near is not None else None
+        nearest = nearest_section(near, call.endpoint)
     except Exception as exc:  # the explanation must never hide the miss itself
         nearest = [f"Nearest recording: the search failed ({type(exc).__name__}: {exc})."]
     lines = [
-        f"No recording for this {call.kind} call (mode: {session.mode.value}).",
+        f"No recording for this {call.kind} call (mode: {mode}).",
         f"  test id:  {call.test_id}",
         f"  endpoint: {call.endpoint}",
         f"  model:    {call.model or '-'}",
@@ -424,4 +426,4 @@ def explain_miss(session: Session, call: Call) -> str:
         "To record it, run:",
         f"  {record_command(call.test_id)}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), found

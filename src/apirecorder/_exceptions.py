@@ -15,6 +15,7 @@ wrapped: a replayed error is raised as the library's own class, exactly as the l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -34,10 +35,25 @@ class ApiRecorderError(Exception):
 class RecordingNotFoundError(ApiRecorderError):
     """Replay mode met a request that has no recording."""
 
-    def __init__(self, message: str, *, request_hash: str, test_id: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_hash: str,
+        test_id: str | None,
+        endpoint: str = "",
+        searched: Sequence[Path] = (),
+        nearest: Path | None = None,
+    ) -> None:
         super().__init__(message)
         self.request_hash = request_hash
         self.test_id = test_id
+        #: The endpoint (or tool, or ``METHOD url``) the call was made to.
+        self.endpoint = endpoint
+        #: The folders searched, in the order they were tried.
+        self.searched = tuple(searched)
+        #: The recording nearest to the request (same test and endpoint first), or None.
+        self.nearest = nearest
 
 
 class RecordingFormatError(ApiRecorderError):

@@ -1,4 +1,9 @@
-"""Request hashing, byte for byte compatible with the reference recorder."""
+"""Request hashing, byte for byte compatible with the reference recorder.
+
+The reference changed its rules once (2026), so two generations exist: ``CURRENT`` names new
+recordings, ``PREVIOUS`` is what files written before the change are named by. A lookup that
+misses under the current name tries the previous one (:func:`recorded_request_hashes`).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,23 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
 __all__ = [
+    "GENERATIONS",
     "MODEL_LIST_ENDPOINTS",
     "BodyNormalizer",
+    "Generation",
     "apply_normalizers",
     "endpoint_path",
     "http_request_hash",
     "inference_request_hash",
     "normalize_for_hash",
+    "recorded_request_hash",
+    "recorded_request_hashes",
+    "request_kind",
     "tool_request_hash",
 ]
 
@@ -26,23 +37,91 @@ MODEL_LIST_ENDPOINTS = frozenset({"/api/tags", "/v1/models", "/v1/openai/v1/mode
 #: A user rule applied to a copy of a request body before hashing (drop or mask a field).
 BodyNormalizer = Callable[[dict[str, Any]], dict[str, Any]]
 
+
+class Generation(StrEnum):
+    """A generation of the reference's hash rules, named by the year it took effect."""
+
+    #: File-search metadata masked, ``project_id`` and bedrock ``stream_options`` dropped.
+    CURRENT = "2026"
+    #: Floats rounded, nothing else (DESIGN section 4 before the 2026 additions).
+    PREVIOUS = "2025"
+
+
+#: Every generation, in the order a lookup tries them.
+GENERATIONS = (Generation.CURRENT, Generation.PREVIOUS)
+
 _LONG_DECIMAL = re.compile(r"-?\d+\.\d{4,}")
+# The reference's file-search patterns, applied in this order (src/ogx/testing/api_recorder.py).
+_UUID = r"[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"
+_FILE_SEARCH_RULES = (
+    ("score:", re.compile(r"score:\s*[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?"), "score: __NORMALIZED__"),
+    ("attributes:", re.compile(r",?\s*attributes:\s*\{[^}]*\}"), ""),
+    ("document_id:", re.compile(r"document_id:\s*" + _UUID), "document_id: __NORMALIZED__"),
+    ("<|", re.compile(r"<\|" + _UUID + r"\|>"), "<|__NORMALIZED__|>"),
+)
+_PROVIDER_CONFIG_HOLDERS = ("extra_body", "extra_query")
 
 
 def _round_decimal(match: re.Match[str]) -> str:
     return f"{float(match.group(0)):.5f}"
 
 
-def normalize_for_hash(value: Any) -> Any:
-    """Round floats to 5 decimals and long decimals inside strings, through dicts and lists."""
+def _mask_file_search(text: str) -> str:
+    # One cheap test first: the hot path hashes many strings and almost none hold these.
+    if "score:" in text or "attributes:" in text or "document_id:" in text or "<|" in text:
+        for marker, pattern, replacement in _FILE_SEARCH_RULES:
+            if marker in text:
+                text = pattern.sub(replacement, text)
+    return text
+
+
+def normalize_for_hash(
+    value: Any, generation: Generation = Generation.CURRENT, *, drop_stream_options: bool = False
+) -> Any:
+    """Round floats to 5 decimals and long decimals inside strings, through dicts and lists.
+
+    The current generation also masks file-search metadata in strings, drops ``project_id``
+    from a root dict's ``extra_body``/``extra_query`` and, when asked, its ``stream_options``.
+    """
+    if generation is Generation.PREVIOUS:
+        return _normalize_previous(value)
+    return _normalize_current(value, drop_stream_options, True)
+
+
+def _normalize_previous(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: normalize_for_hash(item) for key, item in value.items()}
+        return {key: _normalize_previous(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [normalize_for_hash(item) for item in value]
+        return [_normalize_previous(item) for item in value]
     if isinstance(value, float):
         return round(value, 5)
     if isinstance(value, str):
         return _LONG_DECIMAL.sub(_round_decimal, value)
+    return value
+
+
+def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any:
+    # Strings first: they are most of what a request body holds (this runs on every call).
+    if isinstance(value, str):
+        return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
+    if isinstance(value, dict):
+        # As in the reference: a dict's values are never roots, and only the outermost dict
+        # loses stream_options.
+        normalized = {key: _normalize_current(item, False, False) for key, item in value.items()}
+        if drop_stream_options:
+            normalized.pop("stream_options", None)
+        if root and ("extra_body" in normalized or "extra_query" in normalized):
+            for holder in _PROVIDER_CONFIG_HOLDERS:
+                extra = normalized.get(holder)
+                if isinstance(extra, dict):
+                    extra.pop("project_id", None)
+        return normalized
+    if isinstance(value, list | tuple):
+        # The reference's recursion into a list resets its root flag, so a dict inside a list
+        # counts as a root again (its extra_body.project_id goes too). Matched on purpose.
+        return [_normalize_current(item, False, True) for item in value]
+    if isinstance(value, float):
+        return round(value, 5)
     return value
 
 
@@ -65,27 +144,41 @@ def endpoint_path(base_url: str, endpoint: str) -> str:
     return base_url.rstrip("/") + endpoint
 
 
+_DATABRICKS_HOST = "cloud.databricks.com"
+
+
 def inference_request_hash(
     method: str,
     url: str,
     body: Any,
     test_id: str | None,
     normalizers: Sequence[BodyNormalizer] = (),
+    *,
+    generation: Generation = Generation.CURRENT,
 ) -> str:
     """Hash an SDK inference call: method, URL path, normalized body and (mostly) test id."""
-    path = urlparse(url).path
+    if generation is Generation.CURRENT and _DATABRICKS_HOST in url:
+        # The reference hides the workspace host before hashing (and recording) the URL.
+        url = "__databricks__" + url.split(_DATABRICKS_HOST)[-1]
+    parsed = urlparse(url)
+    # Bedrock adds stream_options that vary between runs; the reference checks the netloc.
+    bedrock = generation is Generation.CURRENT and "bedrock" in parsed.netloc
+    body = apply_normalizers(normalizers, body)
     key: dict[str, Any] = {
         "method": method.upper(),
-        "endpoint": path,
-        "body": normalize_for_hash(apply_normalizers(normalizers, body)),
+        "endpoint": parsed.path,
+        "body": normalize_for_hash(body, generation, drop_stream_options=bedrock),
     }
-    if path not in MODEL_LIST_ENDPOINTS:
+    if parsed.path not in MODEL_LIST_ENDPOINTS:
         key["test_id"] = test_id
     return _digest(key)
 
 
 def tool_request_hash(provider: str, tool_name: str, kwargs: Mapping[str, Any]) -> str:
-    """Hash a tool invocation from its provider, name and bound keyword arguments."""
+    """Hash a tool invocation from its provider, name and bound keyword arguments.
+
+    The reference hashes tool calls without any normalization, in both generations.
+    """
     return _digest({"provider": provider, "tool_name": tool_name, "kwargs": kwargs})
 
 
@@ -95,13 +188,85 @@ def http_request_hash(
     payload: Any,
     test_id: str | None,
     normalizers: Sequence[BodyNormalizer] = (),
+    *,
+    generation: Generation = Generation.CURRENT,
 ) -> str:
-    """Hash a raw HTTP exchange from its URL, method, payload and test id."""
+    """Hash a raw HTTP exchange from its URL, method, payload and test id.
+
+    The reference normalizes payloads with the same function as inference bodies (file-search
+    masks and the root ``project_id`` rule included), but never drops ``stream_options``.
+    """
     return _digest(
         {
             "test_id": test_id,
             "url": url,
             "method": method.upper(),
-            "payload": normalize_for_hash(apply_normalizers(normalizers, payload)),
+            "payload": normalize_for_hash(apply_normalizers(normalizers, payload), generation),
         }
     )
+
+
+def request_kind(request: Mapping[str, Any]) -> str:
+    """``inference``, ``tool`` or ``http``, from the shape of a recorded request."""
+    if "tool_name" in request:
+        return "tool"
+    if "payload" in request and "body" not in request:
+        return "http"
+    return "inference"
+
+
+def recorded_request_hash(
+    test_id: str | None,
+    request: Mapping[str, Any],
+    *,
+    generation: Generation = Generation.CURRENT,
+    normalizers: Sequence[BodyNormalizer] = (),
+) -> str:
+    """The hash of a recorded request, from the recording's ``test_id`` and ``request``.
+
+    The one place that re-derives a file name from its content, for every kind: ``verify``,
+    ``rehash``, the tests and the session all call it. Raises TypeError or ValueError when
+    the request holds values JSON cannot hash.
+    """
+    kind = request_kind(request)
+    if kind == "tool":
+        kwargs = request.get("kwargs")
+        return tool_request_hash(
+            str(request.get("provider")),
+            str(request.get("tool_name")),
+            kwargs if isinstance(kwargs, dict) else {},
+        )
+    if kind == "http":
+        return http_request_hash(
+            str(request.get("url", "")),
+            str(request.get("method", "")),
+            request.get("payload"),
+            test_id,
+            normalizers,
+            generation=generation,
+        )
+    return inference_request_hash(
+        str(request.get("method", "POST")),
+        str(request.get("url", "")),
+        request.get("body"),
+        test_id,
+        normalizers,
+        generation=generation,
+    )
+
+
+def recorded_request_hashes(
+    test_id: str | None,
+    request: Mapping[str, Any],
+    normalizers: Sequence[BodyNormalizer] = (),
+) -> tuple[str, str]:
+    """The (current, previous) hashes of a recorded request; equal when no new rule applies.
+
+    A lookup tries the first, then the second; on the hot path, compute the previous one only
+    after a miss (``recorded_request_hash(..., generation=Generation.PREVIOUS)``).
+    """
+    current, previous = (
+        recorded_request_hash(test_id, request, generation=generation, normalizers=normalizers)
+        for generation in GENERATIONS
+    )
+    return current, previous

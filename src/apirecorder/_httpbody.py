@@ -1,12 +1,10 @@
-"""Raw HTTP exchanges, for every HTTP client: bodies in readable form, and the record/replay steps.
+"""Raw HTTP bodies and headers in readable recorded form, and back to the exact bytes.
 
-Knows no client library. A body is recorded as JSON when it is JSON, as a list of events for
-server-sent events, as a list of objects for NDJSON, as text when it is text, and as base64
-only when it is truly binary; every form turns back into the exact bytes that came over the
-wire (a JSON body remembers its layout, and anything that would not round-trip falls back to
-a form that does). The interceptors for httpx, requests and aiohttp share the steps below:
-which hosts pass through, how a request becomes a :class:`~apirecorder._recorder.Call`, and
-how a response is written and rebuilt.
+Knows no client library and no session. A body is recorded as JSON when it is JSON, as a list
+of events for server-sent events, as a list of objects for NDJSON, as text when it is text, and
+as base64 only when it is truly binary; every form turns back into the exact bytes that came
+over the wire (a JSON body remembers its layout, and anything that would not round-trip falls
+back to a form that does). The record/replay steps of the HTTP layer are in ``_httpexchange``.
 """
 
 from __future__ import annotations
@@ -14,237 +12,34 @@ from __future__ import annotations
 import base64
 import json
 import re
-import string
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from http import HTTPStatus
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
-from ._context import TEST_ID_HEADER, current_test_id
+from ._eventstream import EVENT_STREAM, decode_frame, encode_frames
 from ._exceptions import RecordingFormatError
-from ._recorder import HOSTS_UNDER_TEST_ENV, Call, Session, handled_above
-from ._redaction import PLACEHOLDER, SECRET_QUERY_PARAMS
-from ._storage import Recording, load_recording
 
 __all__ = [
     "BODY_FORMATS",
-    "HOSTS_UNDER_TEST_ENV",
-    "Route",
-    "decode_test_id",
-    "describe_request",
+    "CONNECTION_HEADERS",
+    "decode_body",
     "encode_body",
-    "encode_test_id",
-    "exception_record",
-    "host_matches",
-    "mask_query_secrets",
-    "replay_recording",
-    "replayed_response",
-    "request_payload",
-    "route_for",
-    "save_exchange",
-    "test_id_header",
+    "header_pairs",
+    "is_json_type",
+    "media_type",
+    "recorded_response_headers",
 ]
 
-#: Environment variable naming hosts under test, comma separated (added to ``hosts_under_test``).
-
 #: The recorded forms of a response body.
-BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64")
-
-# -- hosts ----------------------------------------------------------------------------------
+BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64", "eventstream")
 
 
-class Route(Enum):
-    """What the HTTP layer does with one request."""
-
-    PASS = "pass"  # live, untouched, unrecorded (ignored host, or an SDK layer records it)
-    UNDER_TEST = "under_test"  # live, unrecorded, with the test id header added
-    RECORD = "record"  # the record/replay decision applies
-
-
-def _split_host(pattern: str) -> tuple[str, int | None]:
-    text = pattern.strip()
-    parts = urlsplit(text if "://" in text else f"//{text}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return (parts.hostname or text).lower(), port
-
-
-def host_matches(url: str, patterns: Iterable[str]) -> bool:
-    """True when ``url``'s host is one of ``patterns``.
-
-    A pattern is a host (any port), ``host:port``, a URL (its host and port count), or
-    ``*.example.com`` (any subdomain).
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        port = None
-    for pattern in patterns:
-        if not pattern or not pattern.strip():
-            continue
-        want_host, want_port = _split_host(pattern)
-        if want_port is not None and want_port != port:
-            continue
-        if want_host.startswith("*."):
-            if host.endswith(want_host[1:]):
-                return True
-        elif host == want_host:
-            return True
-    return False
-
-
-def route_for(session: Session, url: str) -> Route:
-    """Decide how the HTTP layer treats a request to ``url`` inside ``session``.
-
-    Ignored hosts and hosts under test are never recorded, in any mode: the first are
-    other services the test talks to, the second is the test driving its own server.
-    """
-    if host_matches(url, session.ignore_hosts):
-        return Route.PASS
-    if host_matches(url, session.hosts_under_test):
-        return Route.UNDER_TEST
-    if handled_above():
-        return Route.PASS
-    return Route.RECORD
-
-
-# Everything printable in ASCII except "%", which escapes the rest.
-_HEADER_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
-
-
-def encode_test_id(test_id: str) -> str:
-    """A test id as an HTTP header value: ASCII only, reversible with :func:`decode_test_id`."""
-    return quote(test_id, safe=_HEADER_SAFE)
-
-
-def decode_test_id(value: str) -> str:
-    """The test id an :func:`encode_test_id` header value carries."""
-    return unquote(value)
-
-
-def test_id_header() -> tuple[str, str] | None:
-    """The ``X-Apirecorder-Test-Id`` header for the current test, or None outside a test."""
-    test_id = current_test_id()
-    return None if test_id is None else (TEST_ID_HEADER, encode_test_id(test_id))
-
-
-test_id_header.__test__ = False  # type: ignore[attr-defined]
-
-# -- requests -------------------------------------------------------------------------------
-
-#: Request headers left out of recordings: connection framing, and values that change with
-#: the machine, the library version or the attempt without changing what is asked.
-_UNRECORDED_REQUEST_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-        "host",
-        "accept-encoding",
-        "user-agent",
-        "idempotency-key",
-        "traceparent",
-        "tracestate",
-        TEST_ID_HEADER.lower(),
-    }
-)
-
-
-def recorded_request_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Request headers as they are written: lower-case names, noise left out.
-
-    Credentials are masked later, by the redaction every recording goes through.
-    """
-    recorded: dict[str, str] = {}
-    for raw_name, value in headers:
-        name = raw_name.lower()
-        if name in _UNRECORDED_REQUEST_HEADERS or name.startswith("x-stainless-"):
-            continue
-        recorded[name] = f"{recorded[name]}, {value}" if name in recorded else value
-    return recorded
-
-
-def _media_type(content_type: str | None) -> str:
+def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _is_json_type(media: str) -> bool:
+def is_json_type(media: str) -> bool:
     return media == "application/json" or media.endswith("+json") or media.endswith("/json")
-
-
-_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-
-
-def request_payload(body: bytes, content_type: str | None) -> Any:
-    """The hashed ``payload`` of a request body: its JSON, else its text, else None.
-
-    A multipart boundary (random per request) is replaced by a fixed one, so the same form
-    hashes the same every time; bytes that are not UTF-8 become ``"base64:<data>"``.
-    """
-    if not body:
-        return None
-    media = _media_type(content_type)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(body).decode("ascii")
-    if _is_json_type(media) or (not media and text.lstrip()[:1] in ("{", "[")):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-    if media.startswith("multipart/"):
-        match = _BOUNDARY.search(content_type or "")
-        if match:
-            text = text.replace(match.group(1), "apirecorder-boundary")
-    return text
-
-
-_QUERY_SECRET = re.compile(
-    r"(?i)(?<=[?&;])(" + "|".join(sorted(SECRET_QUERY_PARAMS, key=len, reverse=True)) + r")="
-    r"([^&#;]*)"
-)
-
-
-def mask_query_secrets(url: str) -> str:
-    """``url`` with the values of key-like query parameters (``api_key=...``) masked.
-
-    The request hash uses the masked URL, which is also the one written: a recording made
-    with one key replays with another, and its file name follows from its content.
-    """
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={PLACEHOLDER}", url) if "?" in url else url
-
-
-def describe_request(
-    session: Session,
-    *,
-    method: str,
-    url: str,
-    headers: Iterable[tuple[str, str]],
-    body: bytes,
-) -> Call:
-    """The :class:`Call` of one raw HTTP request (its URL with key-like query values masked)."""
-    header_list = list(headers)
-    url = mask_query_secrets(url)
-    content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
-    return session.http_call(
-        method=method,
-        url=url,
-        headers=recorded_request_headers(header_list),
-        payload=request_payload(body, content_type),
-    )
 
 
 # -- JSON layouts -----------------------------------------------------------------------------
@@ -324,12 +119,16 @@ def encode_body(data: bytes, content_type: str | None) -> dict[str, Any]:
     Returns the keys ``body_format``, ``body`` and, for JSON forms not written compactly,
     ``json_layout``; plus ``is_streaming`` (true for event and line streams).
     """
-    media = _media_type(content_type)
+    media = media_type(content_type)
     text: str | None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if media == EVENT_STREAM:
+        frames = encode_frames(data)
+        if frames is not None:
+            return _encoded("eventstream", frames, streaming=True)
     binary_type = media in _BINARY_MEDIA or media.startswith(_BINARY_TYPES)
     if text is None or (binary_type and data) or "\x00" in text:
         return _encoded("base64", base64.b64encode(data).decode("ascii"))
@@ -337,7 +136,7 @@ def encode_body(data: bytes, content_type: str | None) -> dict[str, Any]:
         return _encode_sse(text)
     if media in _NDJSON_MEDIA:
         return _encode_ndjson(text) or _encoded("text", text)
-    if text.strip() and (_is_json_type(media) or not media):
+    if text.strip() and (is_json_type(media) or not media):
         return _encode_json(text) or _encode_ndjson(text) or _encoded("text", text)
     return _encoded("text", text)
 
@@ -494,6 +293,8 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
             newline = str(response.get("sse_line_ending") or "\n")
             events = _list_body(body, source, body_format)
             return [_sse_chunk(event, newline, layout, source) for event in events]
+        if body_format == "eventstream":
+            return [decode_frame(item) for item in _list_body(body, source, body_format)]
     except (ValueError, TypeError) as exc:
         raise RecordingFormatError(
             source,
@@ -528,9 +329,8 @@ def _sse_chunk(event: Any, newline: str, layout: str, source: Path | str | None)
 
 # -- response headers -----------------------------------------------------------------------
 
-#: Response headers left out of recordings: connection framing, which the replayed response
-#: does not have. (The encoding and length of a body stored decoded go too; see below.)
-_UNRECORDED_RESPONSE_HEADERS = frozenset(
+#: Connection framing, which belongs to one hop and not to what was asked or answered.
+CONNECTION_HEADERS = frozenset(
     {
         "connection",
         "keep-alive",
@@ -541,6 +341,9 @@ _UNRECORDED_RESPONSE_HEADERS = frozenset(
         "upgrade",
     }
 )
+#: Response headers left out of recordings: connection framing, which the replayed response
+#: does not have. (The encoding and length of a body stored decoded go too; see below.)
+_UNRECORDED_RESPONSE_HEADERS = CONNECTION_HEADERS
 #: Volatile response headers written with a fixed value, so a re-recording diffs cleanly.
 _FIXED_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
 _ID_HEADERS = frozenset(
@@ -602,117 +405,3 @@ def header_pairs(headers: Any, source: Path | str | None = None) -> list[tuple[s
         values = value if isinstance(value, list) else [value]
         pairs.extend((str(name), str(item)) for item in values)
     return pairs
-
-
-# -- writing and rebuilding exchanges -------------------------------------------------------
-
-
-def standard_reason(status: int) -> str:
-    """The standard reason phrase of ``status`` ("" when it has none)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def response_record(
-    call: Call,
-    *,
-    status: int,
-    reason: str | None,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    decoded: bool,
-) -> dict[str, Any]:
-    """The ``response`` object of a recording, from what the live server answered."""
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-    record: dict[str, Any] = {"status": status}
-    if reason is not None and reason != standard_reason(status):
-        record["reason"] = reason
-    record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
-    record.update(encode_body(body, content_type))
-    return record
-
-
-def exception_record(record: dict[str, Any], exc: BaseException, library: str) -> None:
-    """Mark ``record`` as a response whose body stopped early with ``exc`` (DESIGN 3)."""
-    record["is_streaming"] = True
-    record["is_exception"] = True
-    record["exception_data"] = {
-        "category": "http",
-        "provider": library,
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "status_code": record.get("status"),
-        "body": None,
-    }
-    record["exception_message"] = str(exc)
-
-
-@dataclass(frozen=True)
-class ReplayedResponse:
-    """A recorded response ready for a client library: status, headers and body chunks."""
-
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    chunks: list[bytes]
-    error_type: str | None = None
-    error_message: str = ""
-
-    @property
-    def content(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-def replayed_response(
-    response: Mapping[str, Any], source: Path | str | None = None, *, method: str = "GET"
-) -> ReplayedResponse:
-    """Rebuild a recorded response: the same status, headers and bytes, chunk by chunk."""
-    status = response.get("status")
-    if not isinstance(status, int) or isinstance(status, bool):
-        raise RecordingFormatError(
-            source,
-            f'response "status" must be an integer HTTP status, found {status!r}; '
-            "this does not look like a raw HTTP recording",
-        )
-    chunks = decode_body(response, source)
-    # A redacted cookie is no cookie: replaying "Set-Cookie: <redacted>" would plant garbage.
-    headers = [
-        (name, value)
-        for name, value in header_pairs(response.get("headers"), source)
-        if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
-    ]
-    size = sum(len(chunk) for chunk in chunks)
-    if size or method.upper() != "HEAD":
-        # The body may have been edited by hand: the length must describe what is sent.
-        headers = [
-            (name, str(size)) if name.lower() == "content-length" else (name, value)
-            for name, value in headers
-        ]
-    reason = response.get("reason")
-    error: Any = response.get("exception_data") if response.get("is_exception") else None
-    return ReplayedResponse(
-        status=status,
-        reason=str(reason) if reason is not None else standard_reason(status),
-        headers=headers,
-        chunks=[chunk for chunk in chunks if chunk],
-        error_type=str(error.get("type")) if isinstance(error, dict) else None,
-        error_message=str(error.get("message", "")) if isinstance(error, dict) else "",
-    )
-
-
-def replay_recording(recording: Recording, call: Call) -> ReplayedResponse:
-    """The response a found recording replays."""
-    method = str(call.request.get("method", "GET"))
-    return replayed_response(recording.response, recording.path, method=method)
-
-
-def save_exchange(session: Session, call: Call, record: dict[str, Any]) -> ReplayedResponse:
-    """Write the recording of a live exchange and return the response it will replay.
-
-    The client gets the written recording (redacted and normalized), not the live response,
-    so a test sees the same thing when it records as when it replays.
-    """
-    path = session.save(call, record)
-    return replay_recording(load_recording(path), call)

@@ -1,18 +1,34 @@
-"""Refusing outgoing connections while replaying, at the socket level.
+"""Refusing outgoing traffic and name look-ups while replaying, at the socket level.
 
-:func:`block_network` patches ``socket.socket.connect``/``connect_ex``,
-``socket.create_connection``, ``socket.getaddrinfo`` and the event loop's ``getaddrinfo``
-(asyncio connects through ``sock.connect`` too), so every client library is covered
-whatever it is built on. Loopback and the allowed hosts stay reachable. A replayed call
-never opens a socket, so the guard only fires on code that goes around the recordings.
+Two layers, so nothing gets around them:
+
+- an audit hook (:func:`sys.addaudithook`) sees every ``socket.connect``/``connect_ex``,
+  ``sendto`` (UDP, raw ICMP, TCP Fast Open), ``sendmsg``, ``getaddrinfo``,
+  ``gethostbyname(_ex)``, ``gethostbyaddr`` and ``getnameinfo`` the interpreter makes, from
+  ``socket.socket``, the C class ``_socket.socket`` or anything built on them (asyncio
+  streams and datagram transports, ``loop.sock_sendto``), and refuses those aimed at a host
+  that is not allowed, before anything is sent. An audit hook cannot be removed, so it is
+  added once and does nothing while no block is open;
+- patches of ``socket.getaddrinfo``/``gethostbyname(_ex)`` and of the event loop's
+  ``getaddrinfo``/``getnameinfo``, entered in one ExitStack while any block is open: they
+  check names on the caller's thread (where the test id is known), remember the addresses an
+  allowed name resolves to, and answer ``*.localhost`` names with loopback instead of letting
+  the C resolver ask DNS about them.
+
+Each block's rules live in a ContextVar, so blocks nest per thread and per task and may exit
+in any order; a thread that entered no block (a library's worker thread) follows the most
+recent block still open. The patches are installed with the first open block and undone
+with the last (a process-wide count). Loopback and the allowed hosts stay reachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import ipaddress
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -29,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["NetworkGuard", "block_network", "network_guard_for", "parse_hosts"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+#: Ports of name resolvers: a resolver on loopback forwards the question to the network.
+_RESOLVER_PORTS = frozenset({53, 853})
 
 
 def parse_hosts(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -56,6 +74,11 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def _is_resolver_name(name: str) -> bool:
+    # Names under .localhost are loopback (RFC 6761), but glibc asks DNS about them.
+    return name.endswith(".localhost")
+
+
 @dataclass
 class NetworkGuard:
     """What one :func:`block_network` block lets through, and what it refused."""
@@ -63,6 +86,8 @@ class NetworkGuard:
     allow_hosts: tuple[str, ...] = ()
     allow_loopback: bool = True
     blocked: list[str] = field(default_factory=list)
+    #: False once the block has exited: a task created inside it no longer follows it.
+    active: bool = field(default=True, repr=False)
     _resolved: set[str] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +102,14 @@ class NetworkGuard:
         with self._lock:
             return name in self._resolved
 
+    def allows_lookup(self, host: str) -> bool:
+        """Tell whether the C resolver may be asked about ``host``: a ``*.localhost`` name
+        only when allowed by name (the patched resolvers answer those themselves)."""
+        name = host.strip("[]").lower().rstrip(".")
+        if _is_resolver_name(name) and self.allow_loopback:
+            return any(name == a or name.endswith(a[1:]) for a in self.allow_hosts if a)
+        return self.allows(name)
+
     def remember(self, infos: Iterable[Any]) -> None:
         """Addresses an allowed name resolved to are allowed too."""
         with self._lock:
@@ -86,23 +119,44 @@ class NetworkGuard:
                 except (IndexError, TypeError):
                     continue
 
-    def check(self, host: Any, port: Any) -> None:
-        """Raise :class:`NetworkBlockedError` unless ``host`` may be reached."""
-        if not isinstance(host, str | bytes) or host in ("", b""):
-            return  # a Unix socket path, or binding: nothing leaves the machine
-        text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-        if self.allows(text):
-            return
+    def refuse(self, text: str, port: Any) -> None:
+        """Record the refusal of ``text``:``port`` and raise :class:`NetworkBlockedError`."""
         shown = f"[{text}]" if ":" in text else text  # an IPv6 address
         target = f"{shown}:{port}" if port not in (None, "", 0) else shown
         with self._lock:
             self.blocked.append(target)
         raise NetworkBlockedError(blocked_message(target, text, self.allow_hosts))
 
+    def check(self, host: Any, port: Any, *, lookup: bool = False) -> None:
+        """Raise :class:`NetworkBlockedError` unless ``host`` may be reached (or, with
+        ``lookup``, looked up)."""
+        if not isinstance(host, str | bytes) or host in ("", b""):
+            return  # a Unix socket path, or binding: nothing leaves the machine
+        text = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+        allowed = self.allows_lookup(text) if lookup else self.allows(text)
+        if (
+            allowed
+            and not lookup
+            and _port_number(port) in _RESOLVER_PORTS
+            and is_loopback(text)
+            and text.lower() not in self.allow_hosts
+        ):
+            allowed = False  # a local resolver would forward the question to the network
+        if not allowed:
+            self.refuse(text, port)
+
     def check_address(self, address: Any) -> None:
         # AF_INET (host, port) and AF_INET6 (host, port, flow, scope); other families are local.
         if isinstance(address, tuple) and len(address) >= 2:
             self.check(address[0], address[1])
+
+
+def _port_number(port: Any) -> int | None:
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str | bytes) and port.isdigit():
+        return int(port)
+    return None
 
 
 def blocked_message(target: str, host: str, allow_hosts: Iterable[str]) -> str:
@@ -121,91 +175,205 @@ def blocked_message(target: str, host: str, allow_hosts: Iterable[str]) -> str:
     )
 
 
-def _guarded_connect(guard: NetworkGuard, original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def connect(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
+# -- which block applies -------------------------------------------------------------------
+
+#: The block of this thread or task (None: it entered none).
+_CURRENT: contextvars.ContextVar[NetworkGuard | None] = contextvars.ContextVar(
+    "apirecorder_network_guard", default=None
+)
+
+
+@dataclass
+class _Blocks:
+    """The blocks open in the process, and the patches installed while there are any."""
+
+    open: list[NetworkGuard] = field(default_factory=list)
+    patches: ExitStack | None = None
+    hooked: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_BLOCKS = _Blocks()
+
+
+def _guard_here() -> NetworkGuard | None:
+    """The block this code runs under: its own context's, else the latest one still open."""
+    guard = _CURRENT.get()
+    if guard is not None and guard.active:
+        return guard
+    opened = _BLOCKS.open
+    return opened[-1] if opened else None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Called for every audit event of the interpreter: return at once unless a block is open.
+    if not _BLOCKS.open or not event.startswith("socket."):
+        return
+    guard = _guard_here()
+    if guard is None:
+        return
+    if event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+        sock, address = args
+        if address is None:
+            return  # sendmsg on a connected socket: its connect was checked
+        family = getattr(sock, "family", None)
+        if family in (socket.AF_INET, socket.AF_INET6):
             guard.check_address(address)
-        return original(self, address, *args, **kwargs)
+        elif family == getattr(socket, "AF_PACKET", object()):
+            # Raw frames on an interface: only loopback's, when loopback is allowed.
+            interface = address[0] if isinstance(address, tuple) and address else address
+            if not (guard.allow_loopback and interface == "lo"):
+                guard.refuse(str(interface), None)
+    elif event == "socket.getaddrinfo":
+        host, port = args[0], args[1]
+        if host is not None:
+            guard.check(host, port, lookup=True)
+    elif event in ("socket.gethostbyname", "socket.gethostbyaddr"):
+        guard.check(args[0], None, lookup=True)
+    elif event == "socket.getnameinfo":
+        sockaddr = args[0]
+        if isinstance(sockaddr, tuple) and sockaddr:
+            guard.check(sockaddr[0], sockaddr[1] if len(sockaddr) > 1 else None, lookup=True)
 
-    return connect
+
+# -- the patched resolvers ------------------------------------------------------------------
 
 
-def _guarded_create_connection(
-    guard: NetworkGuard, original: Callable[..., Any]
-) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
-        guard.check_address(address)
-        return original(address, *args, **kwargs)
-
-    return create_connection
+def _local_name(host: Any) -> Any:
+    """``*.localhost`` as ``localhost`` (RFC 6761), which the hosts file answers."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if isinstance(host, str) and _is_resolver_name(host.lower().rstrip(".")):
+        return "localhost"
+    return host
 
 
-def _guarded_getaddrinfo(guard: NetworkGuard, original: Callable[..., Any]) -> Callable[..., Any]:
+def _guarded_getaddrinfo(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None:
-            guard.check(host, port)
-        infos = original(host, port, *args, **kwargs)
-        if host is not None:
-            guard.remember(infos)
+        guard = _guard_here()
+        if guard is None or host is None:
+            return original(host, port, *args, **kwargs)
+        guard.check(host, port)
+        infos = original(_local_name(host), port, *args, **kwargs)
+        guard.remember(infos)
         return infos
 
     return getaddrinfo
 
 
-def _guarded_loop_getaddrinfo(
-    guard: NetworkGuard, original: Callable[..., Any]
-) -> Callable[..., Any]:
-    # Checked on the loop's thread, where the test id is known; the worker thread that
-    # runs socket.getaddrinfo has no context.
+def _guarded_gethostbyname(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    async def getaddrinfo(self: Any, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None:
+    def gethostbyname(host: Any) -> Any:
+        guard = _guard_here()
+        if guard is None:
+            return original(host)
+        guard.check(host, None)
+        return original(_local_name(host))
+
+    return gethostbyname
+
+
+def _guarded_loop_getaddrinfo(original: Callable[..., Any]) -> Callable[..., Any]:
+    # Checked on the loop's thread, where the test id is known; the look-up then runs in the
+    # executor in a copy of this context, so it follows this task's block.
+    @functools.wraps(original)
+    async def getaddrinfo(
+        self: asyncio.AbstractEventLoop,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> Any:
+        guard = _guard_here()
+        if guard is not None and host is not None:
             guard.check(host, port)
-        return await original(self, host, port, *args, **kwargs)
+        context = contextvars.copy_context()
+        lookup = functools.partial(
+            context.run, socket.getaddrinfo, host, port, family, type, proto, flags
+        )
+        return await self.run_in_executor(None, lookup)
 
     return getaddrinfo
+
+
+def _guarded_loop_getnameinfo(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def getnameinfo(self: asyncio.AbstractEventLoop, sockaddr: Any, flags: int = 0) -> Any:
+        guard = _guard_here()
+        if guard is not None and isinstance(sockaddr, tuple) and sockaddr:
+            guard.check(sockaddr[0], sockaddr[1] if len(sockaddr) > 1 else None, lookup=True)
+        context = contextvars.copy_context()
+        lookup = functools.partial(context.run, socket.getnameinfo, sockaddr, flags)
+        return await self.run_in_executor(None, lookup)
+
+    return getnameinfo
+
+
+def _install() -> ExitStack:
+    stack = ExitStack()
+    for name in ("getaddrinfo",):
+        stack.enter_context(
+            mock.patch.object(socket, name, _guarded_getaddrinfo(getattr(socket, name)))
+        )
+    for name in ("gethostbyname", "gethostbyname_ex"):
+        stack.enter_context(
+            mock.patch.object(socket, name, _guarded_gethostbyname(getattr(socket, name)))
+        )
+    loop_cls = asyncio.BaseEventLoop
+    stack.enter_context(
+        mock.patch.object(loop_cls, "getaddrinfo", _guarded_loop_getaddrinfo(loop_cls.getaddrinfo))
+    )
+    stack.enter_context(
+        mock.patch.object(loop_cls, "getnameinfo", _guarded_loop_getnameinfo(loop_cls.getnameinfo))
+    )
+    return stack
+
+
+def _open(guard: NetworkGuard) -> None:
+    with _BLOCKS.lock:
+        if not _BLOCKS.hooked:
+            sys.addaudithook(_audit)
+            _BLOCKS.hooked = True
+        if _BLOCKS.patches is None:
+            _BLOCKS.patches = _install()
+        _BLOCKS.open.append(guard)
+
+
+def _close(guard: NetworkGuard) -> None:
+    with _BLOCKS.lock:
+        guard.active = False
+        _BLOCKS.open.remove(guard)
+        if not _BLOCKS.open and _BLOCKS.patches is not None:
+            patches, _BLOCKS.patches = _BLOCKS.patches, None
+            patches.close()
 
 
 @contextmanager
 def block_network(
     allow_hosts: str | Iterable[str] | None = (), *, allow_loopback: bool = True
 ) -> Iterator[NetworkGuard]:
-    """Refuse every outgoing connection inside the block except loopback and ``allow_hosts``.
+    """Refuse every outgoing connection, datagram and name look-up inside the block except
+    to loopback and ``allow_hosts``.
 
-    A refused connection raises :class:`~apirecorder.NetworkBlockedError`. ``allow_hosts``
-    takes names, addresses and ``*.example.com`` suffixes.
+    A refusal raises :class:`~apirecorder.NetworkBlockedError`. ``allow_hosts`` takes names,
+    addresses and ``*.example.com`` suffixes. Blocks nest per thread and per task.
     """
     guard = NetworkGuard(allow_hosts=parse_hosts(allow_hosts), allow_loopback=allow_loopback)
-    with ExitStack() as stack:
-        for name in ("connect", "connect_ex"):
-            original = getattr(socket.socket, name)
-            stack.enter_context(
-                mock.patch.object(socket.socket, name, _guarded_connect(guard, original))
-            )
-        stack.enter_context(
-            mock.patch.object(
-                socket,
-                "create_connection",
-                _guarded_create_connection(guard, socket.create_connection),
-            )
-        )
-        stack.enter_context(
-            mock.patch.object(
-                socket, "getaddrinfo", _guarded_getaddrinfo(guard, socket.getaddrinfo)
-            )
-        )
-        loop_cls = asyncio.BaseEventLoop
-        stack.enter_context(
-            mock.patch.object(
-                loop_cls,
-                "getaddrinfo",
-                _guarded_loop_getaddrinfo(guard, loop_cls.getaddrinfo),
-            )
-        )
+    token = _CURRENT.set(guard)
+    _open(guard)
+    try:
         yield guard
+    finally:
+        _close(guard)
+        try:
+            _CURRENT.reset(token)
+        except ValueError:
+            # Exited in another context than it was entered in: that context keeps no block.
+            _CURRENT.set(None)
 
 
 def network_guard_for(

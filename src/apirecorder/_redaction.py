@@ -1,19 +1,28 @@
-"""Keeping secrets out of recordings.
+"""Keeping secrets out of recordings, logs and messages.
 
 :func:`redact_recording` runs on every record right before it is written. It returns a
 redacted deep copy and never touches the caller's objects, and it runs after the request
-hash was computed, so redaction never changes which file a call replays from. The default
-rules (credential headers, key-like query parameters and body fields, the values of
-secret environment variables, known key formats) always apply; users add header names,
-JSON paths and regular expressions through ``recording()`` options or ini keys.
+hash was computed, so redaction never changes which file a call replays from. Two
+definitions drive everything, and ``apirecorder scan`` uses the same two:
+
+- one rule for secret **names** (:func:`secret_name_kind`), applied to JSON keys, headers,
+  query strings, fragments, form and multipart fields, ``name: value`` and
+  ``"name": "value"`` text;
+- one list of secret **formats** (:data:`KEY_FORMATS`), found in any text.
+
+:func:`find_secrets` applies both to one string; every regex in this module runs in time
+linear in its input (no nested or overlapping quantifiers, every match starts at a token
+boundary and every repetition is possessive), because recordings and logs are untrusted.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,23 +32,94 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SECRET_ENV_VARS",
-    "KNOWN_KEY_PATTERNS",
+    "FAKE_MARK",
+    "KEY_FORMATS",
     "PLACEHOLDER",
+    "KeyFormat",
     "Redactor",
+    "SecretSpan",
     "contains_placeholder",
+    "find_secrets",
+    "is_secret_env_name",
     "is_secret_field",
     "is_secret_header",
     "is_secret_response_value",
     "looks_random",
     "mask_secret_fields",
+    "mask_url_secrets",
     "redact_recording",
+    "redact_text",
     "redactor_for",
+    "secret_env_values",
+    "secret_name_kind",
 ]
 
 #: What every redacted value becomes.
 PLACEHOLDER = "<redacted>"
+#: The placeholder as it reads once percent-encoded or HTML-escaped (already redacted).
+_PLACEHOLDER_FORMS = frozenset({PLACEHOLDER, quote(PLACEHOLDER, safe=""), "&lt;redacted&gt;"})
+#: Part of every stable fake written in place of a live token (``_tokens``): already safe.
+FAKE_MARK = "apirecorder-fake"
 
-#: Header names redacted in requests and responses (compared lower-case).
+# -- the rule for names ---------------------------------------------------------------------
+#
+# A name is normalized: lower-cased, every character other than a-z and 0-9 dropped, so
+# "idToken", "id_token", "ID-Token" and "X-Amz-Security-Token" compare alike.
+
+#: Normalized names that are credentials wherever they appear.
+_STRONG_NAMES = frozenset(
+    {
+        "accesskey",
+        "accesstoken",
+        "apikey",
+        "appid",
+        "appkey",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "passwd",
+        "password",
+        "pwd",
+        "proxyauthorization",
+        "setcookie",
+    }
+)
+#: A normalized name ending like this is a credential too ("x_goog_api_key", "clientSecret").
+_STRONG_SUFFIXES = (
+    "accesskey",
+    "accesstoken",
+    "accountkey",
+    "apikey",
+    "authtoken",
+    "bearertoken",
+    "clientsecret",
+    "idtoken",
+    "passphrase",
+    "passwd",
+    "password",
+    "privatekey",
+    "refreshtoken",
+    "secret",
+    "secretkey",
+    "securitytoken",
+    "sessiontoken",
+    "subscriptionkey",
+)
+#: Names that are credentials in a request, but in a response only with a random-looking
+#: value: a log-probability "token" is a word, and a "signature" (Anthropic thinking blocks)
+#: goes back in the next request, so a response signature is never redacted.
+_WEAK_NAMES = frozenset({"auth", "key", "secret", "sig", "signature", "token"})
+#: Header and environment variable names also count when one of their words is one of these
+#: ("Anthropic-Key", "AZURE_OPENAI_KEY"); "x-ratelimit-remaining-tokens" does not.
+_SECRET_WORDS = frozenset(
+    {"apikey", "credential", "credentials", "key", "pass", "passwd", "password", "pat", "secret"}
+    | {"token"}
+)
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+#: Header names that are credentials by name alone, beyond the name rule (compared lower-case).
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -52,68 +132,63 @@ SECRET_HEADERS = frozenset(
         "openai-project",
     }
 )
-#: A header whose lower-case name contains one of these is redacted too.
-SECRET_HEADER_WORDS = ("token", "secret", "key")
-
-#: Query parameters (and request body fields, tool kwargs) redacted by name.
+#: Query parameter names masked in the request hash by the HTTP layer (see _httpbody).
 SECRET_QUERY_PARAMS = frozenset(
     {"key", "api_key", "apikey", "token", "access_token", "client_secret", "sig", "signature"}
 )
 
-# Request fields are named like headers and query parameters; compared after lower-casing
-# and turning "-" into "_". Substrings are not used: "max_tokens" is no secret.
-_SECRET_FIELD_NAMES = (
-    SECRET_QUERY_PARAMS
-    | {name.replace("-", "_") for name in SECRET_HEADERS}
-    | {
-        "auth_token",
-        "bearer_token",
-        "id_token",
-        "password",
-        "passwd",
-        "private_key",
-        "refresh_token",
-        "secret",
-        "secret_key",
-        "session_token",
-    }
-)
-_SECRET_FIELD_SUFFIXES = (
-    "_api_key",
-    "_apikey",
-    "_access_key",
-    "_access_token",
-    "_auth_token",
-    "_client_secret",
-    "_password",
-    "_private_key",
-    "_refresh_token",
-    "_secret",
-    "_secret_key",
-)
-# Response bodies keep fields such as "token" (log-probabilities) and "signature"
-# (Anthropic thinking blocks, sent back in the next request): redacting those would change
-# what a replayed test sends next. Only names that are never anything but a credential.
-_RESPONSE_SECRET_FIELDS = frozenset(
-    {
-        "access_token",
-        "api_key",
-        "apikey",
-        "client_secret",
-        "password",
-        "private_key",
-        "refresh_token",
-        "secret_key",
-    }
-)
 
-# Response fields redacted only when the value looks random ("signature" never: Anthropic
-# thinking signatures go back in the next request).
-_RESPONSE_RANDOM_FIELDS = frozenset(
-    {"key", "token", "secret", "auth_token", "id_token", "session_token", "x_api_key"}
-)
-_MIN_RANDOM_LENGTH = 16
-_MIN_ENTROPY = 3.5  # bits per character; random base62 of 16+ characters is above 3.7
+def _normalized(name: str) -> str:
+    return _NOT_ALNUM.sub("", name.lower())
+
+
+def secret_name_kind(name: str) -> str | None:
+    """``"strong"`` for a name that always holds a credential, ``"weak"`` for one that does
+    in a request (``token``, ``key``, ``signature``...), None for any other name."""
+    normalized = _normalized(name)
+    if not normalized:
+        return None
+    if normalized in _WEAK_NAMES or normalized.endswith("signature"):
+        return "weak"
+    if normalized in _STRONG_NAMES or normalized.endswith(_STRONG_SUFFIXES):
+        return "strong"
+    return None
+
+
+def _has_secret_word(name: str) -> bool:
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_SPLIT.split(name))
+
+
+def is_secret_header(name: str, extra: Iterable[str] = ()) -> bool:
+    """Tell whether a header of this name holds a credential (by the default rules or ``extra``)."""
+    lowered = name.lower()
+    if lowered in SECRET_HEADERS or secret_name_kind(name) is not None or _has_secret_word(name):
+        return True
+    return lowered in {e.lower() for e in extra}
+
+
+def is_secret_field(name: str, *, in_response: bool = False) -> bool:
+    """Tell whether a JSON field or keyword argument of this name holds a credential.
+
+    In a response only strong names count; see :func:`is_secret_response_value` for names
+    such as ``key`` and ``token``.
+    """
+    kind = secret_name_kind(name)
+    return kind == "strong" if in_response else kind is not None
+
+
+def is_secret_response_value(name: str, value: Any) -> bool:
+    """A response field that holds a credential: a strong name, or a weak name such as
+    ``key`` or ``token`` with a random-looking value (never ``signature``)."""
+    if not isinstance(value, str) or value in _PLACEHOLDER_FORMS or FAKE_MARK in value:
+        return False
+    kind = secret_name_kind(name)
+    if kind == "strong":
+        return True
+    return kind == "weak" and not _normalized(name).endswith("signature") and looks_random(value)
+
+
+# -- environment variables ------------------------------------------------------------------
 
 #: Environment variables whose values are redacted wherever they appear.
 DEFAULT_SECRET_ENV_VARS: tuple[str, ...] = (
@@ -142,86 +217,371 @@ DEFAULT_SECRET_ENV_VARS: tuple[str, ...] = (
     "VOYAGE_API_KEY",
     "XAI_API_KEY",
 )
-#: Any other environment variable whose name ends like this counts as a secret too.
-SECRET_ENV_SUFFIXES = ("_API_KEY", "_APIKEY", "_SECRET", "_SECRET_KEY", "_TOKEN", "_PASSWORD")
 #: Shorter values are not replaced: "1" or "true" would be redacted all over a recording.
 MIN_ENV_SECRET_LENGTH = 8
 
 
-def _key_like(prefix: str, body: str, minimum: int) -> str:
-    # Random keys mix upper case, lower case and digits; slugs such as "sk-learn-tutorial"
-    # do not, which keeps prose and URLs out of the findings.
+def is_secret_env_name(name: str) -> bool:
+    """An environment variable whose value is a secret: a default one, a secret name, or a
+    name with a secret word (``AZURE_OPENAI_KEY``, ``DB_PASSWORD``, ``GITLAB_PAT``)."""
     return (
-        rf"\b{prefix}(?=[{body}]*[A-Z])(?=[{body}]*[a-z])(?=[{body}]*[0-9])[{body}]{{{minimum},}}"
+        name in DEFAULT_SECRET_ENV_VARS
+        or secret_name_kind(name) is not None
+        or (_has_secret_word(name))
     )
 
 
-_KEY_CHARS = "A-Za-z0-9_-"
-#: Key formats that are secrets wherever they appear (shared with ``apirecorder scan``).
-KNOWN_KEY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("anthropic-key", re.compile(_key_like("sk-ant-", _KEY_CHARS, 20))),
-    ("openai-key", re.compile(_key_like("sk-(?:proj-|svcacct-|admin-)?", _KEY_CHARS, 20))),
-    ("tavily-key", re.compile(_key_like("tvly-(?:dev-|prod-)?", _KEY_CHARS, 16))),
-    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("github-token", re.compile(_key_like("(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_", 30))),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("groq-key", re.compile(_key_like("gsk_", "A-Za-z0-9", 20))),
-    ("huggingface-token", re.compile(_key_like("hf_", "A-Za-z0-9", 30))),
-    ("slack-token", re.compile(r"\bxox[abposr]-[0-9]+-[A-Za-z0-9-]{10,}")),
-    ("stripe-key", re.compile(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    (
+def secret_env_values(
+    environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()
+) -> dict[str, str]:
+    """Secret values from the environment, by value, with the variable that holds each."""
+    env = os.environ if environ is None else environ
+    names = {n for n in env if is_secret_env_name(n)} | set(extra) | set(DEFAULT_SECRET_ENV_VARS)
+    return {
+        env[name]: name
+        for name in sorted(names)
+        if len(env.get(name, "")) >= MIN_ENV_SECRET_LENGTH and env[name] not in _PLACEHOLDER_FORMS
+    }
+
+
+# -- the list of formats --------------------------------------------------------------------
+
+#: A match may only start where a token starts: after a character that cannot be part of a
+#: key, or after an escape (``%20``, ``\u0026``, ``\n``). Inside a run of key characters no
+#: match starts, so ``sk-sk-sk-...`` is tried once, not at every ``sk-``.
+_START = r"(?:(?<![A-Za-z0-9_\-])|(?<=%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4})|(?<=\\[nrtbf]))"
+_MIN_RANDOM_RUN = 24
+
+
+def _random_key(body: str, minimum: int) -> bool:
+    """Random keys mix upper case, lower case and digits, or hold a long lower-case
+    alphanumeric run (DeepSeek and OpenRouter hex); slugs such as ``sk-learn-tutorial`` do not."""
+    if len(body) < minimum:
+        return False
+    has_digit = any(c.isdigit() for c in body)
+    if has_digit and any(c.isupper() for c in body) and any(c.islower() for c in body):
+        return True
+    longest = max((len(run) for run in re.split(r"[^A-Za-z0-9]", body)), default=0)
+    return has_digit and longest >= _MIN_RANDOM_RUN and any(c.isalpha() for c in body)
+
+
+@dataclass(frozen=True)
+class KeyFormat:
+    """One secret format: a linear-time regex (group ``s`` is the secret, else the whole
+    match) and a check on the match (random-looking body, decodable credentials...)."""
+
+    name: str
+    pattern: re.Pattern[str]
+    check: Callable[[re.Match[str]], bool] | None = None
+    #: Lower-case text every match holds: a string without it is not searched at all.
+    hint: str = ""
+
+    def spans(self, text: str, lowered: str | None = None) -> Iterator[tuple[int, int]]:
+        """(start, end) of each secret of this format in ``text`` (``lowered``: its lower case)."""
+        if self.hint and self.hint not in (text.lower() if lowered is None else lowered):
+            return
+        group = "s" if "s" in self.pattern.groupindex else 0
+        for match in self.pattern.finditer(text):
+            if self.check is None or self.check(match):
+                yield match.span(group)
+
+
+def _prefixed(name: str, prefix: str, body: str, minimum: int, hint: str) -> KeyFormat:
+    pattern = re.compile(rf"{_START}(?P<s>(?P<p>{prefix})[{body}]*+)")
+
+    def check(match: re.Match[str]) -> bool:
+        return _random_key(match.group("s")[len(match.group("p")) :], minimum)
+
+    return KeyFormat(name, pattern, check, hint)
+
+
+def _bearer_token(match: re.Match[str]) -> bool:
+    token = match.group("s")
+    return (
+        len(token) >= 16
+        and token not in _PLACEHOLDER_FORMS
+        and any(c.isdigit() for c in token)
+        and any(c.isalpha() for c in token)
+    )
+
+
+def _basic_credentials(match: re.Match[str]) -> bool:
+    try:
+        return b":" in base64.b64decode(match.group("s"), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+
+
+_KEY = "A-Za-z0-9_-"
+_ALNUM = "A-Za-z0-9"
+#: Secret formats found in any text, most specific first (shared with ``apirecorder scan``).
+KEY_FORMATS: tuple[KeyFormat, ...] = (
+    _prefixed("anthropic-key", "sk-ant-", _KEY, 20, "sk-ant-"),
+    _prefixed("openai-key", "sk-(?:proj-|svcacct-|admin-|or-v1-)?", _KEY, 20, "sk-"),
+    _prefixed("xai-key", "xai-", _KEY, 32, "xai-"),
+    _prefixed("perplexity-key", "pplx-", _KEY, 32, "pplx-"),
+    _prefixed("gitlab-token", "gl(?:pat|dt|rt|ptt)-", _KEY, 20, "gl"),
+    _prefixed("stripe-key", "[sr]k_(?:test|live)_", _ALNUM, 16, "k_"),
+    _prefixed("tavily-key", "tvly-(?:dev-|prod-)?", _KEY, 16, "tvly-"),
+    _prefixed("groq-key", "gsk_", _ALNUM, 20, "gsk_"),
+    _prefixed("github-token", "(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_", 30, "gh"),
+    _prefixed("huggingface-token", "hf_", _ALNUM, 30, "hf_"),
+    KeyFormat(
+        "aws-access-key-id",
+        re.compile(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])"),
+        hint="ia",
+    ),
+    KeyFormat("google-api-key", re.compile(rf"{_START}AIza[{_KEY}]{{35}}+"), hint="aiza"),
+    KeyFormat(
+        "slack-token",
+        re.compile(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+"),
+        hint="xox",
+    ),
+    KeyFormat(
+        "slack-webhook",
+        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{8,}+)"),
+        hint="hooks.slack.com/",
+    ),
+    KeyFormat(
+        "discord-webhook",
+        re.compile(r"discord(?:app)?\.com/api/webhooks/(?P<s>[0-9]++/[A-Za-z0-9_-]{8,}+)"),
+        hint="discord",
+    ),
+    # Telegram puts the bot token in the URL path: /bot123456789:AAH.../sendMessage.
+    KeyFormat(
+        "telegram-bot-token",
+        re.compile(rf"(?:{_START}|(?<=bot))(?P<s>[0-9]{{5,16}}+:[{_KEY}]{{30,}}+)"),
+        hint=":",
+    ),
+    KeyFormat(
         "private-key",
         re.compile(
-            r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
-            r".*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|\Z)",
+            r"-----BEGIN (?:[A-Z]++ )?PRIVATE KEY-----"
+            r".*?(?:-----END (?:[A-Z]++ )?PRIVATE KEY-----|\Z)",
             re.DOTALL,
         ),
+        hint="-----begin ",
     ),
-    (
+    KeyFormat(
+        "jwt",
+        re.compile(rf"{_START}eyJ[{_KEY}]{{8,}}+\.eyJ[{_KEY}]{{8,}}+\.[{_KEY}]{{8,}}+"),
+        hint="eyj",
+    ),
+    KeyFormat(
         "bearer-token",
-        re.compile(
-            r"(?<=\b[Bb][Ee][Aa][Rr][Ee][Rr] )"
-            r"(?=[A-Za-z0-9._~+/=-]*[0-9])(?=[A-Za-z0-9._~+/=-]*[A-Za-z])"
-            r"[A-Za-z0-9._~+/=-]{16,}"
-        ),
+        re.compile(r"(?<![A-Za-z0-9])(?i:bearer)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9._~+/=-]++)"),
+        _bearer_token,
+        "bearer",
+    ),
+    KeyFormat(
+        "basic-auth",
+        re.compile(r"(?<![A-Za-z0-9])(?i:basic)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9+/]{8,}+=*+)"),
+        _basic_credentials,
+        "basic",
     ),
 )
 
-# One pass that tells whether any key format occurs at all (most strings hold none).
-_ANY_KNOWN_KEY = re.compile("|".join(f"(?:{p.pattern})" for _, p in KNOWN_KEY_PATTERNS), re.DOTALL)
+# -- names inside text ----------------------------------------------------------------------
 
-_PATH_TOKEN = re.compile(r"\[(\*|-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.?([^.\[\]]+)")
+_NAME_CHARS = r"A-Za-z0-9_.\[\]\-"
+#: ``name=value`` in a query string, a fragment, a form body or a ``.env`` line; an escaped
+#: separator before the name (``\u0026``, ``%26``) is read as a separator.
+_NAME_EQUALS = re.compile(
+    rf"(?<![{_NAME_CHARS}])(?:(?<=\\)u[0-9A-Fa-f]{{4}}|(?<=%)[0-9A-Fa-f]{{2}})?"
+    rf"(?P<n>[A-Za-z_][{_NAME_CHARS}]{{0,80}}+)="
+    r"""(?:"(?P<dq>[^"\\\r\n]*+)"|'(?P<sq>[^'\\\r\n]*+)'|(?P<v>[^&#;\s"'<>\\,]*+))"""
+)
+#: ``"name": "value"`` in JSON stored as text (Go ``\u0026``, PHP ``\/``, spaced ``" : "``).
+_JSON_PAIR = re.compile(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]|\\.)*+)"')
+#: ``Name: value`` as in a header line quoted in a log, an error body or a curl command.
+_NAME_COLON = re.compile(
+    r"(?<![A-Za-z0-9_\-])(?P<n>[A-Za-z][A-Za-z0-9_\-]{0,80}+)[ \t]*+:[ \t]*+"
+    r"(?:(?i:bearer|basic|token|digest)[ \t]++)?(?P<v>[^\s\"'<>,;]++)"
+)
+#: ``scheme://user:password@host``.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+:\\?/\\?/(?P<s>[^/?#\s@\"'<>\\]++)@"
+)
+#: A multipart part's header; its ``name="..."`` is looked for on the same line after it.
+_FORM_DATA = re.compile(r"(?i)content-disposition:[ \t]*+form-data;")
+_FORM_NAME = re.compile(r"\bname=\"(?P<n>[^\"\r\n]{1,80}+)\"")
+_BLANK_LINE = re.compile(r"\r?\n\r?\n")
 
 
-def is_secret_header(name: str, extra: Iterable[str] = ()) -> bool:
-    """Tell whether a header of this name holds a credential (by the default rules or ``extra``)."""
-    lowered = name.lower()
-    if lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_HEADER_WORDS):
-        return True
-    return lowered in {e.lower() for e in extra}
+@dataclass(frozen=True)
+class SecretSpan:
+    """Where a secret sits in a string, and which rule found it."""
+
+    start: int
+    end: int
+    rule: str
 
 
-def is_secret_field(name: str, *, in_response: bool = False) -> bool:
-    """Tell whether a JSON field or keyword argument of this name holds a credential.
-
-    In a response only unambiguous names count; see :func:`is_secret_response_value` for
-    names such as ``key`` and ``token``.
-    """
-    normalized = name.lower().replace("-", "_")
-    if in_response:
-        return normalized in _RESPONSE_SECRET_FIELDS
-    return normalized in _SECRET_FIELD_NAMES or normalized.endswith(_SECRET_FIELD_SUFFIXES)
+def _redacted_already(value: str) -> bool:
+    return not value or any(form in value for form in _PLACEHOLDER_FORMS)
 
 
-def is_secret_response_value(name: str, value: Any) -> bool:
-    """A response field that holds a credential: an unambiguous name, or a name such as
-    ``key`` or ``token`` with a random-looking value (a log-probability token is a word)."""
-    if not isinstance(value, str) or value == PLACEHOLDER:
-        return False
-    normalized = name.lower().replace("-", "_")
-    if normalized in _RESPONSE_SECRET_FIELDS:
-        return True
-    return normalized in _RESPONSE_RANDOM_FIELDS and looks_random(value)
+def _name_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
+    """Values held by secret names inside ``text`` (strong names always; weak ones in a
+    request, or with a random-looking value)."""
+
+    def wanted(name: str, value: str, loose: bool) -> bool:
+        if _redacted_already(value):
+            return False
+        kind = secret_name_kind(name)
+        if kind == "strong":
+            return True
+        if kind != "weak":
+            return False
+        return loose or (
+            looks_random(value) and (in_request or not _normalized(name).endswith("signature"))
+        )
+
+    if "=" in text:
+        for match in _NAME_EQUALS.finditer(text):
+            group = next(g for g in ("dq", "sq", "v") if match.group(g) is not None)
+            # A query string or form keeps the old rule: every key-like name, any value.
+            if wanted(match.group("n"), match.group(group), True):
+                yield (*match.span(group), "query-parameter")
+    if '"' in text and ":" in text:
+        for match in _JSON_PAIR.finditer(text):
+            if wanted(match.group("n"), match.group("v"), in_request):
+                yield (*match.span("v"), "credential-field")
+    if ":" in text:
+        for match in _NAME_COLON.finditer(text):
+            name, value = match.group("n"), match.group("v")
+            if _redacted_already(value):
+                continue
+            strong = name.lower() in SECRET_HEADERS or secret_name_kind(name) == "strong"
+            if strong or (is_secret_header(name) and looks_random(value)):
+                yield (*match.span("v"), "credential-header")
+        if "@" in text:
+            for match in _USERINFO.finditer(text):
+                info = match.group("s")
+                if not _redacted_already(info) and (":" in info or looks_random(info)):
+                    yield (*match.span("s"), "url-userinfo")
+        if "form-data" in text.lower():
+            yield from _multipart_spans(text, in_request)
+
+
+def _multipart_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
+    # Each search starts past the previous one's result, so the text is read a bounded
+    # number of times however many parts it holds.
+    headers = list(_FORM_DATA.finditer(text))
+    line_end = blank_end = value_end = -1
+    for index, header in enumerate(headers):
+        if line_end < header.end():
+            line_end = _find_or_end(text, "\n", header.end())
+        limit = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        name = _FORM_NAME.search(text, header.end(), min(line_end, limit))
+        if name is None:
+            continue
+        kind = secret_name_kind(name.group("n"))
+        if kind is None or (kind == "weak" and not in_request):
+            continue
+        # The value starts after the part's blank line and ends at the next boundary line.
+        if blank_end < name.end():
+            blank = _BLANK_LINE.search(text, name.end())
+            blank_end = len(text) if blank is None else blank.end()
+        if value_end < blank_end:
+            value_end = _find_or_end(text, "\n--", blank_end)
+        end = value_end - 1 if value_end > blank_end and text[value_end - 1] == "\r" else value_end
+        if blank_end < end and not _redacted_already(text[blank_end:end]):
+            yield blank_end, end, "multipart-field"
+
+
+def _find_or_end(text: str, needle: str, start: int) -> int:
+    found = text.find(needle, start)
+    return len(text) if found < 0 else found
+
+
+def _merge(spans: Iterable[tuple[int, int, int, str]]) -> list[SecretSpan]:
+    # Sorted by start, longest first, then by rule priority; overlapping spans become one,
+    # named by the first.
+    merged: list[SecretSpan] = []
+    for start, end, _priority, rule in sorted(spans, key=lambda s: (s[0], -s[1], s[2])):
+        if end <= start:
+            continue
+        if merged and start < merged[-1].end:
+            last = merged[-1]
+            if end > last.end:
+                merged[-1] = SecretSpan(last.start, end, last.rule)
+            continue
+        merged.append(SecretSpan(start, end, rule))
+    return merged
+
+
+@dataclass(frozen=True)
+class _SecretValues:
+    """The values of secret environment variables, found in any case and percent-encoded."""
+
+    names: Mapping[str, str]  # value -> variable name
+    pattern: re.Pattern[str] | None
+    forms: dict[str, str]  # lower-cased form -> variable name
+
+    @classmethod
+    def of(cls, names: Mapping[str, str]) -> _SecretValues:
+        forms: dict[str, str] = {}
+        for value, variable in names.items():
+            for form in (value, quote(value, safe=""), value.replace("/", "\\/")):
+                forms.setdefault(form.lower(), variable)
+        if not forms:
+            return cls(names, None, forms)
+        # Longest first, so a secret that contains another is replaced whole. A literal
+        # alternation costs at most (number of values x their length) per position.
+        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+        return cls(names, re.compile(alternatives, re.IGNORECASE), forms)
+
+    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
+        if self.pattern is None:
+            return
+        lowered = text.lower()
+        if not any(form in lowered for form in self.forms):
+            return
+        for match in self.pattern.finditer(text):
+            yield (*match.span(), f"env:{self.forms[match.group(0).lower()]}")
+
+
+def find_secrets(
+    text: str, env_values: Mapping[str, str] | None = None, *, in_request: bool = False
+) -> list[SecretSpan]:
+    """Every secret in ``text``: key formats, values of secret environment variables
+    (``env_values``: value -> variable; None reads the environment now) and values held by
+    secret names. Non-overlapping, in order; linear time in ``len(text)``."""
+    values = _SecretValues.of(secret_env_values() if env_values is None else env_values)
+    return _find(text, values, in_request)
+
+
+def _find(text: str, values: _SecretValues, in_request: bool) -> list[SecretSpan]:
+    spans: list[tuple[int, int, int, str]] = []
+    lowered = text.lower()
+    for priority, key_format in enumerate(KEY_FORMATS):
+        rule = key_format.name
+        found = key_format.spans(text, lowered)
+        spans.extend((start, end, priority, rule) for start, end in found)
+    base = len(KEY_FORMATS)
+    spans.extend((start, end, base, rule) for start, end, rule in values.spans(text))
+    spans.extend((start, end, base + 1, rule) for start, end, rule in _name_spans(text, in_request))
+    # A stable fake that stands for a live token (``_tokens``) is already safe to keep.
+    spans = [span for span in spans if FAKE_MARK not in text[span[0] : span[1]]]
+    return _merge(spans)
+
+
+def _replace_spans(text: str, spans: Iterable[SecretSpan]) -> str:
+    pieces: list[str] = []
+    cursor = 0
+    for span in spans:
+        pieces.append(text[cursor : span.start])
+        pieces.append(PLACEHOLDER)
+        cursor = span.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+# -- values ---------------------------------------------------------------------------------
+
+_MIN_RANDOM_LENGTH = 16
+_MIN_ENTROPY = 3.5  # bits per character; random base62 of 16+ characters is above 3.7
 
 
 def shannon_entropy(text: str) -> float:
@@ -265,6 +625,9 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
+_PATH_TOKEN = re.compile(r"\[(\*|-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.?([^.\[\]]+)")
+
+
 def _parse_path(text: str) -> tuple[str | int, ...]:
     """``request.body.messages[*].content`` as ("request", "body", "messages", "*", "content")."""
     source = text.strip()
@@ -289,36 +652,57 @@ def _parse_path(text: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
+def json_path(parts: Iterable[str | int]) -> str:
+    """``("response", "body", 3, "odd key")`` as ``$.response.body[3]["odd key"]``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out.append(f".{part}")
+        else:
+            escaped = part.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'["{escaped}"]')
+    return "".join(out)
+
+
+#: One secret a redactor replaced: the JSON path, the rule, and the secret itself.
+Found = tuple[tuple[str | int, ...], str, str]
+Path_ = tuple[str | int, ...]
+
+
 @dataclass(frozen=True)
 class Redactor:
-    """The rules of one session: extra headers, JSON paths, regexes and secret values."""
+    """The rules of one session: extra headers, JSON paths, regexes and secret values.
+
+    With ``found`` set, every replacement is also appended to it (``apirecorder scan``
+    reports what redaction would replace, through this same code).
+    """
 
     headers: frozenset[str] = frozenset()
     json_paths: tuple[tuple[str | int, ...], ...] = ()
     patterns: tuple[re.Pattern[str], ...] = ()
     secret_values: tuple[str, ...] = ()
-    _secret_pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
-    _secret_forms: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    _seen: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    env_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    found: list[Found] | None = field(default=None, repr=False, compare=False)
+    _values: _SecretValues = field(init=False, repr=False, compare=False)
+    _seen: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Each value in any letter case, and percent-encoded as it appears in a URL.
-        forms = {form.lower() for v in self.secret_values for form in (v, quote(v, safe=""))}
-        if forms:
-            alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-            object.__setattr__(self, "_secret_forms", tuple(forms))
-            object.__setattr__(self, "_secret_pattern", re.compile(alternatives, re.IGNORECASE))
+        names = {value: self.env_names.get(value, "secret") for value in self.secret_values}
+        object.__setattr__(self, "_values", _SecretValues.of(names))
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], environ: Mapping[str, str] | None = None
+        cls,
+        options: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+        found: list[Found] | None = None,
     ) -> Redactor:
         """Build the rules from ``recording()`` options (see docs/security.md)."""
-        env = os.environ if environ is None else environ
-        names = set(DEFAULT_SECRET_ENV_VARS)
-        names.update(str(n) for n in _as_list(options.get("secret_env_vars")))
-        names.update(n for n in env if n.upper().endswith(SECRET_ENV_SUFFIXES))
-        values = {env[n] for n in names if len(env.get(n, "")) >= MIN_ENV_SECRET_LENGTH}
+        env_names = secret_env_values(
+            environ, [str(n) for n in _as_list(options.get("secret_env_vars"))]
+        )
         patterns: list[re.Pattern[str]] = []
         for pattern in _as_list(options.get("redact_patterns")):
             try:
@@ -334,107 +718,232 @@ class Redactor:
             ),
             patterns=tuple(patterns),
             # Longest first, so a secret that contains another is replaced whole.
-            secret_values=tuple(sorted(values, key=len, reverse=True)),
+            secret_values=tuple(sorted(env_names, key=len, reverse=True)),
+            env_names=env_names,
+            found=found,
         )
 
     # -- strings ----------------------------------------------------------------------
-    def text(self, value: str) -> str:
-        """``value`` with secret values, key formats, key-like query parameters and user
-        patterns replaced."""
+    def text(self, value: str, path: Path_ = (), *, in_request: bool = False) -> str:
+        """``value`` with secret values, key formats, secret names' values and user patterns
+        replaced."""
         if value == PLACEHOLDER:
             return value
+        if self.found is not None:
+            return self._redact_text(value, path, in_request)
         # Stream chunks repeat the same strings (ids, roles, model names) thousands of times.
-        cached = self._seen.get(value)
+        key = (value, in_request)
+        cached = self._seen.get(key)
         if cached is None:
-            cached = self._seen[value] = self._redact_text(value)
+            cached = self._seen[key] = self._redact_text(value, path, in_request)
         return cached
 
-    def _redact_text(self, value: str) -> str:
-        if self._secret_pattern is not None:
-            lowered = value.lower()
-            if any(form in lowered for form in self._secret_forms):
-                value = self._secret_pattern.sub(PLACEHOLDER, value)
-        if "=" in value:
-            value = _QUERY_PARAM.sub(_redact_query_value, value)
-        if _ANY_KNOWN_KEY.search(value):
-            for _name, pattern in KNOWN_KEY_PATTERNS:
-                value = pattern.sub(PLACEHOLDER, value)
+    def spans(self, value: str, *, in_request: bool = False) -> list[SecretSpan]:
+        """Where the default rules find secrets in ``value``."""
+        return _find(value, self._values, in_request)
+
+    def _redact_text(self, value: str, path: Path_, in_request: bool) -> str:
+        spans = self.spans(value, in_request=in_request)
+        if spans:
+            for span in spans:
+                self._report(path, span.rule, value[span.start : span.end])
+            value = _replace_spans(value, spans)
         for pattern in self.patterns:
             value = pattern.sub(_replace_groups, value)
         return value
 
+    def _report(self, path: Path_, rule: str, secret: Any) -> None:
+        if self.found is not None and isinstance(secret, str) and secret:
+            self.found.append((path, rule, secret))
+
+    def _base64(self, data: str, path: Path_, in_request: bool) -> str:
+        """A base64 body redacted inside: decoded (latin-1 keeps every byte), redacted,
+        encoded again; unchanged when it holds no secret."""
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return self.text(data, path, in_request=in_request)
+        decoded = raw.decode("latin-1")
+        redacted = self._redact_text(decoded, path, in_request)
+        if redacted == decoded:
+            return data
+        return base64.b64encode(redacted.encode("latin-1")).decode("ascii")
+
     # -- structures -------------------------------------------------------------------
-    def walk(self, value: Any, field_rule: Callable[[str, Any], bool] | None) -> Any:
-        """A redacted copy of a JSON value; fields ``field_rule`` picks become the placeholder."""
+    def walk(
+        self,
+        value: Any,
+        field_rule: Callable[[str, Any], bool] | None,
+        path: Path_ = (),
+        *,
+        in_request: bool = False,
+    ) -> Any:
+        """A redacted copy of a JSON value; fields ``field_rule`` picks become the placeholder,
+        and a ``headers`` object anywhere is redacted as headers."""
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, path, in_request=in_request)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if field_rule is not None and field_rule(key, item):
-                    out[self.text(key)] = PLACEHOLDER
+                name = self.text(key, path, in_request=in_request) if isinstance(key, str) else key
+                child = (*path, str(key))
+                if field_rule is not None and isinstance(key, str) and field_rule(key, item):
+                    self._report(child, "credential-field", item)
+                    out[name] = PLACEHOLDER
+                elif key == "headers" and isinstance(item, Mapping | list):
+                    out[name] = self.header_map(item, child)
                 else:
-                    out[self.text(key)] = self.walk(item, field_rule)
+                    out[name] = self.walk(item, field_rule, child, in_request=in_request)
             return out
         if isinstance(value, list | tuple):
-            return [self.walk(item, field_rule) for item in value]
+            return [
+                self.walk(item, field_rule, (*path, index), in_request=in_request)
+                for index, item in enumerate(value)
+            ]
         return value
 
-    def header_map(self, headers: Any) -> Any:
+    def header_map(self, headers: Any, path: Path_ = ()) -> Any:
         """Headers (a mapping, or a list of name/value pairs) with credentials redacted."""
         if isinstance(headers, Mapping):
-            return {
-                str(name): _placeholder_like(value)
-                if is_secret_header(str(name), self.headers)
-                else self.walk(value, None)
-                for name, value in headers.items()
-            }
+            out: dict[str, Any] = {}
+            for name, value in headers.items():
+                child = (*path, str(name))
+                if is_secret_header(str(name), self.headers):
+                    out[str(name)] = self._placeholder_like(value, child)
+                else:
+                    out[str(name)] = self.walk(value, None, child)
+            return out
         if isinstance(headers, list | tuple):
             pairs: list[Any] = []
-            for pair in headers:
+            for index, pair in enumerate(headers):
                 if (
                     isinstance(pair, list | tuple)
                     and len(pair) == 2
                     and isinstance(pair[0], str)
                     and is_secret_header(pair[0], self.headers)
                 ):
-                    pairs.append([pair[0], PLACEHOLDER])
+                    pairs.append([pair[0], self._placeholder_like(pair[1], (*path, index, 1))])
                 else:
-                    pairs.append(self.walk(pair, None))
+                    pairs.append(self.walk(pair, None, (*path, index)))
             return pairs
-        return self.walk(headers, None)
+        return self.walk(headers, None, path)
+
+    def _placeholder_like(self, value: Any, path: Path_) -> Any:
+        # A repeated header (a list of values) keeps its shape, one placeholder per value.
+        if isinstance(value, list | tuple):
+            return [self._placeholder_like(item, (*path, i)) for i, item in enumerate(value)]
+        if isinstance(value, str) and not _redacted_already(value):
+            self._report(path, "credential-header", value)
+        return PLACEHOLDER
 
     def record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """A redacted copy of a whole recording (request, response and anything else)."""
         out: dict[str, Any] = {}
         for key, value in record.items():
             if key == "request" and isinstance(value, Mapping):
-                out[key] = self._section(value, _request_field)
+                out[key] = self._section(value, _request_field, (key,), in_request=True)
             elif key == "response" and isinstance(value, Mapping):
-                out[key] = self._section(value, is_secret_response_value)
+                out[key] = self._section(value, is_secret_response_value, (key,))
             else:
-                out[key] = self.walk(value, None)
+                out[key] = self.walk(value, None, (key,))
         for path in self.json_paths:
             _set_path(out, path)
         return out
 
     def _section(
-        self, section: Mapping[str, Any], rule: Callable[[str, Any], bool]
+        self,
+        section: Mapping[str, Any],
+        rule: Callable[[str, Any], bool],
+        path: Path_,
+        *,
+        in_request: bool = False,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in section.items():
+            child = (*path, key)
             if key == "headers":
-                out[key] = self.header_map(value)
-            elif key in ("body", "payload", "kwargs"):
-                out[key] = self.walk(value, rule)
+                out[key] = self.header_map(value, child)
+            elif (
+                key == "body" and section.get("body_format") == "base64" and isinstance(value, str)
+            ):
+                out[key] = self._base64(value, child, in_request)
+            elif key == "payload" and isinstance(value, str) and value.startswith("base64:"):
+                out[key] = "base64:" + self._base64(value[7:], child, in_request)
             else:
-                out[key] = self.walk(value, None)
+                out[key] = self.walk(value, rule, child, in_request=in_request)
+        body = out.get("body")
+        if section.get("is_streaming") and isinstance(body, list):
+            self._across_chunks(body, (*path, "body"), in_request)
         return out
+
+    def _across_chunks(self, chunks: list[Any], path: Path_, in_request: bool) -> None:
+        """Redact, in place, secrets split across stream chunks: the strings at the same
+        place in successive chunks (``choices[0].delta.content``) are read joined, as the
+        client assembles them."""
+        groups: dict[Path_, list[tuple[Any, Any, Path_]]] = {}
+        for index, chunk in enumerate(chunks):
+            for holder, key, where in _string_leaves(chunk, (index,)):
+                groups.setdefault(where[1:], []).append((holder, key, where))
+        for leaves in groups.values():
+            texts = [holder[key] for holder, key, _ in leaves]
+            if len(texts) < 2 or len(set(texts)) < 2:
+                continue
+            joined = "".join(texts)
+            starts: list[int] = []
+            offset = 0
+            for text in texts:
+                starts.append(offset)
+                offset += len(text)
+            # Last span first: changing a later piece leaves earlier offsets valid.
+            for span in reversed(self.spans(joined, in_request=in_request)):
+                first = _leaf_at(starts, span.start)
+                last = _leaf_at(starts, span.end - 1)
+                if first == last:
+                    continue  # inside one chunk: already redacted there
+                self._report((*path, *leaves[first][2]), span.rule, joined[span.start : span.end])
+                for position in range(first, last + 1):
+                    holder, key, _ = leaves[position]
+                    text = holder[key]
+                    begin = max(span.start - starts[position], 0)
+                    end = min(span.end - starts[position], len(text))
+                    # The secret's first piece becomes the placeholder, the others vanish.
+                    filler = PLACEHOLDER if position == first else ""
+                    holder[key] = text[:begin] + filler + text[end:]
+
+
+def _leaf_at(starts: list[int], offset: int) -> int:
+    low, high = 0, len(starts) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if starts[middle] <= offset:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _string_leaves(value: Any, path: Path_) -> Iterator[tuple[Any, Any, Path_]]:
+    """(container, key, path) of every string inside ``value``; iterative (any depth)."""
+    stack: list[tuple[Any, Path_]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        items: Iterable[tuple[Any, Any]]
+        if isinstance(node, dict):
+            items = list(node.items())
+        elif isinstance(node, list):
+            items = list(enumerate(node))
+        else:
+            continue
+        for key, item in reversed(list(items)):
+            if isinstance(item, str):
+                yield node, key, (*where, key)
+            elif isinstance(item, dict | list):
+                stack.append((item, (*where, key)))
 
 
 def _request_field(name: str, value: Any) -> bool:
     # Numbers, booleans and nulls are no credentials; a nested object is walked instead.
-    return isinstance(value, str) and value != PLACEHOLDER and is_secret_field(name)
+    return isinstance(value, str) and not _redacted_already(value) and is_secret_field(name)
 
 
 def mask_secret_fields(value: Any) -> Any:
@@ -453,25 +962,6 @@ def mask_secret_fields(value: Any) -> Any:
     if isinstance(value, list):
         return [mask_secret_fields(item) for item in value]
     return value
-
-
-def _placeholder_like(value: Any) -> Any:
-    # A repeated header (a list of values) keeps its shape, one placeholder per value.
-    if isinstance(value, list | tuple):
-        return [PLACEHOLDER for _ in value]
-    return PLACEHOLDER
-
-
-_QUERY_PARAM = re.compile(
-    r"(?i)(?:^|(?<=[?&;]))(" + "|".join(sorted(SECRET_QUERY_PARAMS, key=len, reverse=True)) + r")="
-    r"([^&#;\s\"'<>]+)"
-)
-
-
-def _redact_query_value(match: re.Match[str]) -> str:
-    if match.group(2) == PLACEHOLDER or match.group(2) == "%3Credacted%3E":
-        return match.group(0)
-    return f"{match.group(1)}={PLACEHOLDER}"
 
 
 def _replace_groups(match: re.Match[str]) -> str:
@@ -520,6 +1010,29 @@ def _set_path(node: Any, path: tuple[str | int, ...]) -> None:
                 node[index] = PLACEHOLDER
 
 
+def mask_url_secrets(url: str) -> str:
+    """``url`` with the values of secret-named query and fragment parameters (by the name
+    rule: ``api-key``, ``subscription-key``, ``X-Amz-Security-Token``...) and its userinfo
+    as the placeholder, for the request hash: a recording made with one key then replays
+    with another. Values found only by format (a key in the path) are left to redaction."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    head, tail = url[:cut], url[cut:]
+    userinfo = _USERINFO.match(head)
+    if userinfo is not None and not _redacted_already(userinfo.group("s")):
+        head = head[: userinfo.start("s")] + PLACEHOLDER + head[userinfo.end("s") :]
+    if "=" not in tail:
+        return head + tail
+    spans = [
+        SecretSpan(*match.span(group), "query-parameter")
+        for match in _NAME_EQUALS.finditer(tail)
+        for group in ("dq", "sq", "v")
+        if match.group(group) is not None
+        and secret_name_kind(match.group("n")) is not None
+        and not _redacted_already(match.group(group))
+    ]
+    return head + _replace_spans(tail, spans)
+
+
 def redactor_for(session: Session) -> Redactor:
     """The redaction rules of a session, read from its options and the environment now.
 
@@ -531,3 +1044,11 @@ def redactor_for(session: Session) -> Redactor:
 def redact_recording(record: dict[str, Any], session: Session) -> dict[str, Any]:
     """Return ``record`` with secrets replaced by a placeholder, ready to be written."""
     return redactor_for(session).record(record)
+
+
+def redact_text(text: str, session: Session | None = None) -> str:
+    """``text`` (a log line, a replay-miss message, a test id) with every secret a recording
+    would not hold replaced: the default rules, the environment now, and ``session``'s own
+    rules when given."""
+    redactor = Redactor.from_options({} if session is None else session.options)
+    return redactor.text(text, in_request=True)

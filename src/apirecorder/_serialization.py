@@ -23,9 +23,7 @@ __all__ = [
     "allow_types",
     "from_json",
     "is_allowed",
-    "jsonable",
     "normalize_response_data",
-    "register_builder",
     "resolve_type",
     "to_json",
     "type_name",
@@ -45,13 +43,11 @@ TypeBuilder = Callable[[type[Any], Any], Any]
 
 _lock = threading.Lock()
 _allowed: set[str] = set(DEFAULT_ALLOWED_PREFIXES)
-_builders: dict[str, TypeBuilder] = {}
 # type path -> (its module object, the class); the module check notices a re-import.
 _resolved: dict[str, tuple[Any, type[Any]]] = {}
-# Answers of is_allowed and _builder_for, asked once per replayed object (every stream
-# chunk); emptied whenever the allow-list or the builders change.
+# Answers of is_allowed, asked once per replayed object (every stream chunk); emptied
+# whenever the allow-list changes.
 _allowed_answers: dict[tuple[str, tuple[str, ...]], bool] = {}
-_builder_answers: dict[str, TypeBuilder] = {}
 _MAX_ANSWERS = 4096
 
 
@@ -61,13 +57,6 @@ def allow_types(*prefixes: str) -> None:
         for prefix in prefixes:
             _allowed.add(prefix.rstrip("."))
         _allowed_answers.clear()
-
-
-def register_builder(prefix: str, builder: TypeBuilder) -> None:
-    """Build classes from modules under ``prefix`` with ``builder`` instead of the default."""
-    with _lock:
-        _builders[prefix.rstrip(".")] = builder
-        _builder_answers.clear()
 
 
 def _under(module: str, prefix: str) -> bool:
@@ -276,27 +265,6 @@ def _plain(value: Any) -> Any:
     )
 
 
-def jsonable(value: Any) -> Any:
-    """A request argument as plain JSON: models dumped, tuples and iterables as lists."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(item) for item in value]
-    if hasattr(value, "model_dump"):
-        return jsonable(value.model_dump(mode="json", exclude_unset=True))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if hasattr(value, "__iter__"):
-        return [jsonable(item) for item in value]
-    raise SerializationError(
-        f"a request argument of type {type(value).__name__} cannot be stored in a recording"
-    )
-
-
 def _default_builder(cls: type[Any], data: Any) -> Any:
     if dataclasses.is_dataclass(cls):
         return cls(**data)
@@ -312,11 +280,17 @@ def _default_builder(cls: type[Any], data: Any) -> Any:
 
 
 def _build_dataclass(
-    cls: type[Any], data: dict[str, Any], source: object, extra: tuple[str, ...]
+    cls: type[Any],
+    data: dict[str, Any],
+    source: object,
+    extra: tuple[str, ...],
+    build: TypeBuilder,
 ) -> Any:
     # Fields are rebuilt first (they may hold typed values); init=False fields are set after.
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {key: _from_json(item, source, extra) for key, item in data.items() if key in fields}
+    values = {
+        key: _from_json(item, source, extra, build) for key, item in data.items() if key in fields
+    }
     obj = cls(**{key: item for key, item in values.items() if fields[key].init})
     for key, item in values.items():
         if not fields[key].init:
@@ -324,26 +298,20 @@ def _build_dataclass(
     return obj
 
 
-def _builder_for(type_path: str) -> TypeBuilder:
-    known = _builder_answers.get(type_path)
-    if known is not None:
-        return known
-    with _lock:  # so an answer never outlives a change of the builders
-        best = ""
-        for prefix in _builders:
-            if _under(type_path.rpartition(".")[0], prefix) and len(prefix) > len(best):
-                best = prefix
-        builder = _builders[best] if best else _default_builder
-        if len(_builder_answers) >= _MAX_ANSWERS:
-            _builder_answers.clear()
-        _builder_answers[type_path] = builder
-    return builder
+def from_json(
+    value: Any,
+    *,
+    source: object = None,
+    extra: Iterable[str] = (),
+    build: TypeBuilder | None = None,
+) -> Any:
+    """Rebuild a value written by :func:`to_json`; typed objects become their classes again.
 
-
-def from_json(value: Any, *, source: object = None, extra: Iterable[str] = ()) -> Any:
-    """Rebuild a value written by :func:`to_json`; typed objects become their classes again."""
+    ``build`` makes the models (the interceptor that replays passes its library's way of
+    building them from the wire); without it models are validated, else constructed.
+    """
     try:
-        return _from_json(value, source, tuple(extra))
+        return _from_json(value, source, tuple(extra), build or _default_builder)
     except RecursionError as exc:
         raise RecordingFormatError(
             str(source) if source is not None else None,
@@ -351,16 +319,16 @@ def from_json(value: Any, *, source: object = None, extra: Iterable[str] = ()) -
         ) from exc
 
 
-def _from_json(value: Any, source: object, extra: tuple[str, ...]) -> Any:
+def _from_json(value: Any, source: object, extra: tuple[str, ...], build: TypeBuilder) -> Any:
     if isinstance(value, dict):
         type_path = value.get("__type__")
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
             try:
                 if dataclasses.is_dataclass(cls) and isinstance(value["__data__"], dict):
-                    built = _build_dataclass(cls, value["__data__"], source, extra)
+                    built = _build_dataclass(cls, value["__data__"], source, extra, build)
                 else:
-                    built = _builder_for(type_path)(cls, value["__data__"])
+                    built = build(cls, value["__data__"])
             except Exception as exc:
                 raise RecordingFormatError(
                     str(source) if source is not None else None,
@@ -373,7 +341,7 @@ def _from_json(value: Any, source: object, extra: tuple[str, ...]) -> Any:
                     f"{type(value['__data__']).__name__}, not the object the class needs",
                 )
             return built
-        return {key: _from_json(item, source, extra) for key, item in value.items()}
+        return {key: _from_json(item, source, extra, build) for key, item in value.items()}
     if isinstance(value, list):
-        return [_from_json(item, source, extra) for item in value]
+        return [_from_json(item, source, extra, build) for item in value]
     return value

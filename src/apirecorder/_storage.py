@@ -1,64 +1,166 @@
-"""Where recordings live on disk, and reading and writing them safely.
+"""Where recordings live on disk: the file-name grammar, the layouts, the lookups.
 
 Two layouts: *flat* (every file directly in one folder) and *co-located* (next to the test
 file that made them, in ``<test folder>/recordings/``, with ``<root>/recordings/`` for calls
 made outside any test). Files are named by request hash, so a lookup is one file open.
+Reading one file safely is ``_loading``'s job and writing one ``_writing``'s; their public
+names are re-exported here, where the rest of the package has always found them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import json
 import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from ._exceptions import RecordingFormatError
+from . import _hashing
+from ._loading import FORMAT_VERSION as FORMAT_VERSION
+from ._loading import MAX_RECORDING_BYTES as MAX_RECORDING_BYTES
+from ._loading import Recording as Recording
+from ._loading import _fast_json_parser as _fast_json_parser
+from ._loading import _loads as _loads
+from ._loading import check_inside
+from ._loading import load_recording as load_recording
+from ._loading import parse_recording as parse_recording
+from ._loading import read_recording_bytes as read_recording_bytes
+from ._writing import RecordingWriteError as RecordingWriteError
+from ._writing import dump_recording as dump_recording
+from ._writing import is_temp_file as is_temp_file
+from ._writing import remove_orphan_temp_files as remove_orphan_temp_files
+from ._writing import write_atomic as write_atomic
 
 __all__ = [
     "FORMAT_VERSION",
+    "HASH_NAME",
+    "MODELS_NAME",
     "SKIPPED_DIRS",
     "Recording",
+    "RecordingWriteError",
     "Storage",
     "dump_recording",
+    "expected_file_name",
+    "is_model_list",
+    "is_temp_file",
     "json_files_in",
     "load_recording",
+    "merge_model_lists",
+    "model_id",
+    "model_ids",
     "model_list_digest",
+    "model_list_items",
+    "name_hash",
+    "read_recording_bytes",
+    "recording_file_name",
+    "remove_orphan_temp_files",
     "safe_relative_dir",
 ]
-
-#: Written as ``format_version``; files without it are reference recordings (version 1).
-FORMAT_VERSION = 1
 
 RECORDINGS_DIRNAME = "recordings"
 _MAX_COMPONENT = 100
 _MAX_RELATIVE = 200
 
 
-@dataclass(frozen=True)
-class Recording:
-    """One recording file as read from disk: its path and its raw JSON content."""
+# -- the file-name grammar -------------------------------------------------------------
 
-    path: Path
-    data: dict[str, Any]
+#: ``<hash>.json``: one recording, named by the full request hash (DESIGN 5).
+HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
+#: ``models-<hash>-<digest>.json``: one model set of a model-list endpoint.
+MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
 
-    @property
-    def request(self) -> dict[str, Any]:
-        request: dict[str, Any] = self.data["request"]
-        return request
 
-    @property
-    def response(self) -> dict[str, Any]:
-        response: dict[str, Any] = self.data["response"]
-        return response
+def recording_file_name(request_hash: str, model_ids: Sequence[str] | None = None) -> str:
+    """The file name of a recording: ``<hash>.json``, or for a model list (its ids given)
+    ``models-<hash>-<digest>.json``."""
+    if model_ids is None:
+        return f"{request_hash}.json"
+    return f"models-{request_hash}-{model_list_digest(list(model_ids))}.json"
+
+
+def name_hash(path: Path) -> str | None:
+    """The request hash a file's name claims, or None for a name that is no hash."""
+    match = HASH_NAME.fullmatch(path.name) or MODELS_NAME.fullmatch(path.name)
+    return match.group("hash") if match else None
+
+
+def is_model_list(request: Mapping[str, Any]) -> bool:
+    """True for a recording of a model-list endpoint (``/v1/models``, ``/api/tags``)."""
+    endpoint = request.get("endpoint") or urlparse(str(request.get("url", ""))).path
+    return endpoint in _hashing.MODEL_LIST_ENDPOINTS
+
+
+def model_list_items(body: Any) -> list[Any]:
+    """The recorded models of a model-list response: an OpenAI list of ``Model`` objects,
+    an Ollama ``ListResponse`` (its ``models``), or a page's ``data``."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        data = body.get("__data__", body)
+        for key in ("models", "data"):
+            if isinstance(data, dict) and isinstance(data.get(key), list):
+                items: list[Any] = data[key]
+                return items
+    return []
+
+
+def model_id(item: Any) -> str:
+    """The id of one recorded model (``id``, else Ollama's ``model``, else ``name``)."""
+    data = item.get("__data__", item) if isinstance(item, dict) else {}
+    if not isinstance(data, dict):
+        return str(data)
+    for key in ("id", "model", "name"):
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    return ""
+
+
+def model_ids(body: Any) -> list[str]:
+    """The ids of a model-list response, in recorded order (what names its file)."""
+    return [model_id(item) for item in model_list_items(body)]
+
+
+def merge_model_lists(records: Sequence[Recording]) -> Recording | None:
+    """One recording holding the union (by id, sorted by id) of every model-list file read
+    for one hash, as the reference's ``_combine_model_list_responses`` does (DESIGN 5); a
+    single file is returned as it is, in recorded order."""
+    if not records:
+        return None
+    if len(records) == 1:
+        return records[0]  # one file: the list as the provider sent it, in its order
+    merged: dict[str, Any] = {}
+    for record in records:
+        for item in model_list_items(record.response.get("body")):
+            merged[model_id(item)] = item
+    ordered = [merged[key] for key in sorted(merged)]
+    first = records[0]
+    body = first.response.get("body")
+    new_body: Any = ordered
+    if isinstance(body, dict) and isinstance(body.get("__data__"), dict):
+        # An Ollama ListResponse: one object whose "models" field holds the list.
+        new_body = {**body, "__data__": {**body["__data__"], "models": ordered}}
+    return Recording(first.path, {**first.data, "response": {**first.response, "body": new_body}})
+
+
+def expected_file_name(
+    recording: Recording,
+    normalizers: Sequence[_hashing.BodyNormalizer] = (),
+    *,
+    generation: _hashing.Generation = _hashing.Generation.CURRENT,
+) -> str:
+    """The file name a recording must have under ``generation``: the hash of its own request
+    (DESIGN 4 and 5). Raises TypeError or ValueError for a request JSON cannot hash."""
+    request_hash = _hashing.recorded_request_hash(
+        recording.test_id, recording.request, generation=generation, normalizers=normalizers
+    )
+    if is_model_list(recording.request):
+        return recording_file_name(request_hash, model_ids(recording.response.get("body")))
+    return recording_file_name(request_hash)
 
 
 def _utf8_size(text: str) -> int:
@@ -87,8 +189,9 @@ _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\ud800-\udfff]')
 def safe_relative_dir(test_file: str) -> Path:
     """Turn the file part of a test id into a relative folder that cannot leave the root.
 
-    Backslashes count as ``/``; NUL bytes are removed; empty, ``.`` and ``..`` parts and
-    drive letters are dropped; control characters, surrogates and ``<>:"|?*`` become ``_``.
+    Backslashes count as ``/``; NUL bytes are removed; control characters, surrogates and
+    ``<>:"|?*`` become ``_``; trailing dots and spaces are stripped, and parts left empty (so
+    ``.``, ``..``, ``.. ``, ``...``) and drive letters are dropped.
     A part over 100 UTF-8 bytes, or a path over 200, is cut and suffixed with ``-`` and 16
     hex of its sha256 (a path over 200 becomes one folder, its ``/`` turned into ``_``).
     """
@@ -97,8 +200,10 @@ def safe_relative_dir(test_file: str) -> Path:
     for part in cleaned.split("/"):
         if len(part) == 2 and part[1] == ":" and part[0].isalpha():
             continue  # a Windows drive letter
-        part = _UNSAFE_CHARS.sub("_", part)
-        if part in ("", ".", ".."):
+        # Windows drops a name's trailing dots and spaces, so ".. " and "... " would mean
+        # ".." there: strip them everywhere, and drop what is left empty ("", ".", "..").
+        part = _UNSAFE_CHARS.sub("_", part).rstrip(". ")
+        if not part:
             continue
         parts.append(_shorten(part, _MAX_COMPONENT))
     relative = "/".join(parts)
@@ -134,177 +239,7 @@ def model_list_digest(model_ids: list[str]) -> str:
     return hashlib.sha256("|".join(sorted(set(model_ids))).encode("utf-8")).hexdigest()[:8]
 
 
-def load_recording(path: Path) -> Recording:
-    """Read and check one recording file; any problem raises RecordingFormatError naming it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    return parse_recording(raw, path)
-
-
-def parse_recording(raw: bytes, path: Path) -> Recording:
-    """Parse and check the bytes of a recording file."""
-    try:
-        data = _loads(raw)
-    except UnicodeDecodeError as exc:
-        raise RecordingFormatError(path, f"the file is not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise RecordingFormatError(
-            path,
-            f"the file is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "it may be truncated or hand-edited: re-record it",
-        ) from exc
-    except ValueError as exc:  # such as an integer literal over Python's digit limit
-        raise RecordingFormatError(path, f"the file is not valid JSON ({exc})") from exc
-    except RecursionError as exc:
-        raise RecordingFormatError(path, "the JSON is nested too deeply to read") from exc
-    if not isinstance(data, dict):
-        raise RecordingFormatError(
-            path, f"a recording must be a JSON object, found {type(data).__name__}"
-        )
-    for key in ("request", "response"):
-        if key not in data:
-            raise RecordingFormatError(path, f'the "{key}" field is missing; re-record this file')
-        if not isinstance(data[key], dict):
-            raise RecordingFormatError(
-                path, f'the "{key}" field must be an object, found {type(data[key]).__name__}'
-            )
-    version = data.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise RecordingFormatError(
-            path,
-            f"format_version {version!r} is not known to this apirecorder release "
-            f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
-        )
-    _check_response(data["request"], data["response"], path)
-    mapping = data.get("id_normalization_mapping")
-    if mapping:
-        data = _apply_id_mapping(data, mapping, path)
-    return Recording(path, data)
-
-
-def _loads(raw: bytes) -> Any:
-    # pydantic-core's parser (jiter) reads recordings 1.4x (text) to 4.5x (numbers, such as
-    # embeddings) faster than json.loads and returns the same values for every document it
-    # accepts. Whatever it refuses (invalid JSON, lone surrogates, a BOM, deep nesting) goes
-    # to json.loads, which gives the value or the error it always gave.
-    fast = _fast_json_parser()
-    if fast is not None:
-        try:
-            return fast(raw)
-        except Exception:
-            pass
-    return json.loads(raw)
-
-
-@functools.cache
-def _fast_json_parser() -> Callable[[bytes], Any] | None:
-    try:  # it comes with every SDK apirecorder supports; without it, json alone
-        from pydantic_core import from_json
-    except ImportError:
-        return None
-    return from_json
-
-
-def _check_response(request: dict[str, Any], response: dict[str, Any], path: Path) -> None:
-    # Cheap top-level checks, so a replay never hands a test an empty stream, a single object
-    # for a stream, or a half-built error because a file was hand-edited; typed values are
-    # checked as they are rebuilt.
-    for flag in ("is_streaming", "is_exception"):
-        if response.get(flag) not in (None, True, False):
-            raise RecordingFormatError(
-                path, f"response.{flag} must be true or false, found {response[flag]!r}"
-            )
-    body = request.get("body")
-    asked_stream = isinstance(body, dict) and body.get("stream") is True
-    if asked_stream and not response.get("is_streaming") and not response.get("is_exception"):
-        raise RecordingFormatError(
-            path,
-            "request.body.stream is true but response.is_streaming is not; the recorded "
-            "response is not a stream: re-record this file",
-        )
-    if response.get("is_streaming") and not isinstance(response.get("body"), list):
-        raise RecordingFormatError(
-            path,
-            "response.body must be a list of chunks when is_streaming is true, found "
-            f"{type(response.get('body')).__name__}; re-record this file",
-        )
-    data = response.get("exception_data")
-    if response.get("is_exception") and data is not None and not isinstance(data, dict):
-        raise RecordingFormatError(
-            path, f"response.exception_data must be an object, found {type(data).__name__}"
-        )
-    for holder, key in ((data, "status_code"), (response, "status")):
-        value = holder.get(key) if isinstance(holder, dict) else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            where = "response.exception_data" if holder is data else "response"
-            raise RecordingFormatError(
-                path, f"{where}.{key} must be a whole number or null, found {value!r}"
-            )
-
-
-def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
-    # The reference recorder stores original ids in a mapping and replaces them on load.
-    if not isinstance(mapping, dict):
-        raise RecordingFormatError(path, '"id_normalization_mapping" must be an object')
-    text = json.dumps(data)
-    for normalized, original in mapping.items():
-        text = text.replace(str(original), str(normalized))
-    try:
-        result = json.loads(text)
-    except ValueError as exc:
-        raise RecordingFormatError(
-            path, f'"id_normalization_mapping" turns the recording into invalid JSON ({exc})'
-        ) from exc
-    if not isinstance(result, dict) or not all(
-        isinstance(result.get(k), dict) for k in ("request", "response")
-    ):
-        raise RecordingFormatError(
-            path, '"id_normalization_mapping" breaks the "request" or "response" field'
-        )
-    result["id_normalization_mapping"] = {}
-    return result
-
-
-def dump_recording(data: dict[str, Any]) -> bytes:
-    """Serialize a recording the one way it is always written: 2-space indent, newline."""
-    # A lone surrogate (a provider that cut an emoji in two) cannot be UTF-8; written as its
-    # JSON escape it reads back as the same string.
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(
-        "utf-8", "backslashreplace"
-    )
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = _current_umask()
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` so readers see the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); a recording is an ordinary file.
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# folder -> (its mtime in ns, the names of the model-list files in it). A model-list lookup
+#: The largest recording file read (bytes): a bound on the memory one file can take.
 # then costs one stat instead of a listing of a folder that may hold 100,000 recordings.
 _model_list_index: dict[Path, tuple[int, tuple[str, ...]]] = {}
 _index_lock = threading.Lock()
@@ -361,13 +296,24 @@ class Storage:
         return dirs
 
     def _colocated_dirs(self, test_id: str | None) -> tuple[Path, ...]:
+        dirs = self._candidate_dirs(test_id)
+        # A symlink committed inside the root (a test folder, a recordings/ folder) must not
+        # send reads or writes outside it: checked once per test id, as dirs_for caches.
+        for folder in dirs:
+            check_inside(folder, self.root)
+        return dirs
+
+    def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:
         shared = self.shared_dir
         if not test_id:
             return (shared,)
         test_file = test_id.split("::", 1)[0]
         if ".py" not in test_file:
             return (shared,)
-        relative = safe_relative_dir(test_file).parent
+        # Only the folder part is sanitized (and shortened): a long file name must not push
+        # a short folder over the limit and so send its recordings to the shared folder.
+        folder = test_file.replace("\\", "/").rpartition("/")[0]
+        relative = safe_relative_dir(folder)
         candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
         if not candidate.is_relative_to(self.root) or candidate == shared:
             return (shared,)
@@ -377,24 +323,46 @@ class Storage:
         """Where a new recording named ``file_name`` for ``test_id`` is written."""
         return self.dirs_for(test_id)[0] / file_name
 
-    def find(self, request_hash: str, test_id: str | None) -> Recording | None:
-        """Load the recording for a hash, trying the test's folder and then the shared one."""
-        name = f"{request_hash}.json"
+    def find(
+        self, request_hash: str, test_id: str | None, *, also: Sequence[str] = ()
+    ) -> Recording | None:
+        """Load the recording for a hash, trying the test's folder and then the shared one.
+
+        ``also`` are hashes tried after it, in order (the previous generation's name of the
+        same request): a file with the current name anywhere wins over an old name.
+        """
+        if not also:  # the hot path: one name, one open per folder
+            return self._find_one(f"{request_hash}.json", test_id)
+        for candidate in dict.fromkeys((request_hash, *also)):
+            found = self._find_one(f"{candidate}.json", test_id)
+            if found is not None:
+                return found
+        return None
+
+    def _find_one(self, name: str, test_id: str | None) -> Recording | None:
         for folder in self.dirs_for(test_id):
             path = folder / name
             try:
-                raw = path.read_bytes()
+                raw = read_recording_bytes(path, self.root)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            except OSError as exc:
-                raise RecordingFormatError(path, f"cannot read the file: {exc}") from exc
             recording = parse_recording(raw, path)
             self.mark_used(path)
             return recording
         return None
 
-    def find_model_lists(self, request_hash: str, test_id: str | None) -> list[Recording]:
-        """Load every model-list file for a hash (one per recorded model set)."""
+    def find_model_lists(
+        self, request_hash: str, test_id: str | None, *, also: Sequence[str] = ()
+    ) -> list[Recording]:
+        """Load every model-list file for a hash (one per recorded model set); the files of
+        the ``also`` hashes only when the first has none."""
+        for candidate in dict.fromkeys((request_hash, *also)):
+            found = self._model_lists_of(candidate, test_id)
+            if found:
+                return found
+        return []
+
+    def _model_lists_of(self, request_hash: str, test_id: str | None) -> list[Recording]:
         found: list[Recording] = []
         seen: set[Path] = set()
         for folder in self.dirs_for(test_id):
@@ -402,7 +370,7 @@ class Storage:
                 if path in seen:
                     continue
                 seen.add(path)
-                found.append(load_recording(path))
+                found.append(load_recording(path, self.root))
                 self.mark_used(path)
         return found
 

@@ -4,8 +4,8 @@ A tool call is its provider, its name and its arguments bound to parameter names
 reference recorder hashes tool calls (DESIGN 4) and written as a tool recording (DESIGN 3). On
 replay the result comes back as the type the live call returned (JSON values, pydantic models,
 dataclasses), a raised exception as its own class with its message, and a generator's items in
-order. The record/replay of one call (:func:`call_sync`, :func:`call_async`) is shared with the
-interceptors that record a library's calls as tool calls (MCP).
+order. :class:`ToolAdapter` is how the record/replay flow (``_flow``) treats a tool call; the
+interceptors that record a library's calls as tool calls (MCP) use it too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import inspect
 import typing
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
     Generator,
     Iterable,
@@ -27,20 +26,22 @@ from collections.abc import (
 )
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, TypeVar
 from unittest import mock
 
 from ._exceptions import SerializationError, UnsafeTypeError
+from ._flow import Adapter, areplay_items, areplay_or_record, replay_items, replay_or_record
 from ._modes import Mode
-from ._recorder import Call, Session, active_session, sdk_layer_call
+from ._recorder import Call, Session, active_session
 from ._serialization import from_json, resolve_type, to_json
 from ._storage import Recording
+from ._types import ExceptionData, ResponseRecord
 
 __all__ = [
+    "ToolAdapter",
     "ToolSpec",
-    "call_async",
-    "call_sync",
     "parse_tool_spec",
     "patch_tool",
     "patch_tools",
@@ -152,11 +153,11 @@ def decode_value(value: Any, source: object, trusted: Sequence[str]) -> Any:
 
 def exception_response(
     provider: str, exc: BaseException, items: list[Any] | None, what: str
-) -> dict[str, Any]:
+) -> ResponseRecord:
     """The ``response`` of a call that raised (after ``items``, for a stream)."""
     message = str(exc)
     status = getattr(exc, "status_code", None)
-    data: dict[str, Any] = {
+    data: ExceptionData = {
         "category": "tool",
         "provider": provider,
         "type": type(exc).__qualname__,
@@ -244,165 +245,88 @@ def rebuild_exception(recording: Recording, trusted: Sequence[str], label: str) 
     return exc
 
 
-# -- one call: replay it, or make it live and record it --------------------------------------
+# -- one call: the adapter the record/replay flow drives ---------------------------------
 
 
-def _replay(recording: Recording, trusted: Sequence[str], label: str, *, is_async: bool) -> Any:
-    response = recording.response
-    body = response.get("body")
-    if response.get("is_streaming"):
-        items = [decode_value(item, recording.path, trusted) for item in body or []]
-        error = (
-            rebuild_exception(recording, trusted, label) if response.get("is_exception") else None
-        )
-        kind = response.get("generator") or ("async" if is_async else "sync")
-        return _async_items(items, error) if kind == "async" else _sync_items(items, error)
-    if response.get("is_exception"):
-        raise rebuild_exception(recording, trusted, label)
-    return decode_value(body, recording.path, trusted)
+class ToolAdapter(Adapter[Any]):
+    """A tool call for the flow: values kept as their types, a generator's items in order.
 
-
-def _sync_items(items: list[Any], error: BaseException | None) -> Iterator[Any]:
-    yield from items
-    if error is not None:
-        raise error
-
-
-async def _async_items(items: list[Any], error: BaseException | None) -> AsyncIterator[Any]:
-    for item in items:
-        yield item
-    if error is not None:
-        raise error
-
-
-def _stream_response(
-    provider: str, items: list[Any], error: BaseException | None, kind: str, what: str
-) -> dict[str, Any]:
-    if error is not None:
-        response = exception_response(provider, error, items, what)
-    else:
-        response = {"body": [encode_value(item, what) for item in items], "is_streaming": True}
-    response["generator"] = kind
-    return response
-
-
-def _save_result(
-    session: Session,
-    call: Call,
-    provider: str,
-    result: Any,
-    errors: tuple[type[BaseException], ...],
-) -> Any:
-    what = f"the value returned by tool {call.endpoint}"
-    if isinstance(result, GeneratorType):
-        return _record_sync_items(session, call, provider, result, errors)
-    if isinstance(result, AsyncGeneratorType):
-        return _record_async_items(session, call, provider, result, errors)
-    session.save(call, {"body": encode_value(result, what), "is_streaming": False})
-    return result
-
-
-def _record_sync_items(
-    session: Session,
-    call: Call,
-    provider: str,
-    items_in: Iterator[Any],
-    errors: tuple[type[BaseException], ...],
-) -> Iterator[Any]:
-    # Drained now, so a consumer that stops early still leaves a complete recording.
-    items: list[Any] = []
-    error: BaseException | None = None
-    with sdk_layer_call():
-        try:
-            for item in items_in:
-                items.append(item)
-        except errors as exc:
-            error = exc
-    what = f"an item yielded by tool {call.endpoint}"
-    session.save(call, _stream_response(provider, items, error, "sync", what))
-    return _sync_items(items, error)
-
-
-async def _record_async_items(
-    session: Session,
-    call: Call,
-    provider: str,
-    items_in: AsyncIterator[Any],
-    errors: tuple[type[BaseException], ...],
-) -> AsyncIterator[Any]:
-    items: list[Any] = []
-    error: BaseException | None = None
-    with sdk_layer_call():
-        try:
-            async for item in items_in:
-                items.append(item)
-        except errors as exc:
-            error = exc
-    what = f"an item yielded by tool {call.endpoint}"
-    session.save(call, _stream_response(provider, items, error, "async", what))
-    for item in items:
-        yield item
-    if error is not None:
-        raise error
-
-
-def call_sync(
-    session: Session,
-    call: Call,
-    invoke: Callable[[], Any],
-    *,
-    provider: str,
-    trusted: Sequence[str] = (),
-    errors: tuple[type[BaseException], ...] = (Exception,),
-    async_items: bool = False,
-) -> Any:
-    """Replay ``call`` or run ``invoke()`` live and record it; ``errors`` are recorded too.
-
-    ``async_items`` says a recorded stream replays as an async generator when the recording
-    does not say which kind it was.
+    ``errors`` are recorded and raised again on replay; ``async_items`` says a recorded
+    stream replays as an async generator when the recording does not say which kind it was.
     """
-    trusted = (*trusted, *session.allowed_types)
-    found = session.lookup(call)
-    if found is not None:
-        return _replay(found, trusted, call.endpoint, is_async=async_items)
-    if not session.records:
-        return invoke()
-    with sdk_layer_call():
-        try:
-            result = invoke()
-        except errors as exc:
-            session.save(call, exception_response(provider, exc, None, _args_what(call)))
-            raise
-    return _save_result(session, call, provider, result, errors)
 
+    def __init__(
+        self,
+        provider: str,
+        trusted: Sequence[str] = (),
+        errors: tuple[type[BaseException], ...] = (Exception,),
+        *,
+        async_items: bool = False,
+    ) -> None:
+        self.provider = provider
+        self.trusted = tuple(trusted)
+        self.call_errors = self.stream_errors = errors
+        self.async_items = async_items
 
-async def call_async(
-    session: Session,
-    call: Call,
-    invoke: Callable[[], Awaitable[Any]],
-    *,
-    provider: str,
-    trusted: Sequence[str] = (),
-    errors: tuple[type[BaseException], ...] = (Exception,),
-) -> Any:
-    """The async twin of :func:`call_sync`: ``invoke()`` returns an awaitable."""
-    trusted = (*trusted, *session.allowed_types)
-    found = session.lookup(call)
-    if found is not None:
-        return _replay(found, trusted, call.endpoint, is_async=True)
-    if not session.records:
-        return await invoke()
-    with sdk_layer_call():
-        try:
-            result = await invoke()
-        except errors as exc:
-            session.save(call, exception_response(provider, exc, None, _args_what(call)))
-            raise
-    return _save_result(session, call, provider, result, errors)
+    def replay(self, session: Session, recording: Recording, call: Call) -> Any:
+        trusted = (*self.trusted, *session.allowed_types)
+        response = recording.response
+        body = response.get("body")
+        if response.get("is_streaming"):
+            items = [decode_value(item, recording.path, trusted) for item in body or []]
+            error = (
+                rebuild_exception(recording, trusted, call.endpoint)
+                if response.get("is_exception")
+                else None
+            )
+            kind = response.get("generator") or ("async" if self.async_items else "sync")
+            return areplay_items(items, error) if kind == "async" else replay_items(items, error)
+        if response.get("is_exception"):
+            raise rebuild_exception(recording, trusted, call.endpoint)
+        return decode_value(body, recording.path, trusted)
 
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, GeneratorType)
 
-def _args_what(call: Call) -> str:
-    return f"the exception raised by tool {call.endpoint}"
+    def is_async_stream(self, result: Any) -> bool:
+        return isinstance(result, AsyncGeneratorType)
+
+    def result_response(self, session: Session, call: Call, result: Any) -> ResponseRecord:
+        what = f"the value returned by tool {call.endpoint}"
+        return {"body": encode_value(result, what), "is_streaming": False}
+
+    def stream_response(
+        self,
+        session: Session,
+        call: Call,
+        result: Any,
+        chunks: list[Any],
+        error: BaseException | None,
+    ) -> ResponseRecord:
+        what = f"an item yielded by tool {call.endpoint}"
+        if error is not None:
+            response = exception_response(self.provider, error, chunks, what)
+        else:
+            response = {"body": [encode_value(item, what) for item in chunks], "is_streaming": True}
+        response["generator"] = "async" if self.is_async_stream(result) else "sync"
+        return response
+
+    def error_response(self, session: Session, call: Call, exc: BaseException) -> ResponseRecord:
+        what = f"the exception raised by tool {call.endpoint}"
+        return exception_response(self.provider, exc, None, what)
+
+    def drained(
+        self,
+        session: Session,
+        call: Call,
+        result: Any,
+        chunks: list[Any],
+        error: BaseException | None,
+        path: Path,
+    ) -> Any:
+        if self.is_async_stream(result):
+            return areplay_items(chunks, error)
+        return replay_items(chunks, error)
 
 
 # -- wrapping a function ---------------------------------------------------------------------
@@ -478,27 +402,16 @@ class _Wrapper:
         if prepared is None:
             return self.fn(*args, **kwargs)
         session, call = prepared
-        return call_sync(
-            session,
-            call,
-            lambda: self.fn(*args, **kwargs),
-            provider=self.info.provider,
-            trusted=self.trusted,
-            async_items=async_items,
-        )
+        adapter = ToolAdapter(self.info.provider, self.trusted, async_items=async_items)
+        return replay_or_record(session, call, adapter, lambda: self.fn(*args, **kwargs))
 
     async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         prepared = self.prepare(args, kwargs)
         if prepared is None:
             return await self.fn(*args, **kwargs)
         session, call = prepared
-        return await call_async(
-            session,
-            call,
-            lambda: self.fn(*args, **kwargs),
-            provider=self.info.provider,
-            trusted=self.trusted,
-        )
+        adapter = ToolAdapter(self.info.provider, self.trusted, async_items=True)
+        return await areplay_or_record(session, call, adapter, lambda: self.fn(*args, **kwargs))
 
     def build(self) -> Callable[..., Any]:
         fn = self.fn

@@ -19,8 +19,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ._context import TEST_ID_HEADER, test_context
-from ._httpbody import HOSTS_UNDER_TEST_ENV, decode_test_id
-from ._recorder import MODE_ENV, Session, recording
+from ._httpexchange import decode_test_id
+from ._recording import Session, recording
+from ._settings import HOSTS_UNDER_TEST_ENV, IGNORE_HOSTS_ENV, MODE_ENV
 
 __all__ = [
     "IGNORE_HOSTS_ENV",
@@ -32,9 +33,6 @@ __all__ = [
     "stop_recording_from_environment",
     "test_id_from_headers",
 ]
-
-#: Environment variable naming hosts the server's recording ignores, comma separated.
-IGNORE_HOSTS_ENV = "APIRECORDER_IGNORE_HOSTS"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,8 +87,12 @@ def recording_from_environment() -> Iterator[Session | None]:
     if not os.environ.get(MODE_ENV):
         yield None
         return
+    # Process-wide: the server handles each request in a thread or task of its own, none of
+    # them inside this block.
     with recording(
-        ignore_hosts=_hosts(IGNORE_HOSTS_ENV), hosts_under_test=_hosts(HOSTS_UNDER_TEST_ENV)
+        ignore_hosts=_hosts(IGNORE_HOSTS_ENV),
+        hosts_under_test=_hosts(HOSTS_UNDER_TEST_ENV),
+        process_wide=True,
     ) as session:
         yield session
 

@@ -6,7 +6,6 @@ environment, default (mode ``replay``, so CI never records by accident).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,8 +24,9 @@ from ._ledger import (
     narrowed_files,
     report_lines,
 )
-from ._modes import Mode, parse_mode
-from ._recorder import DIR_ENV, MODE_ENV, Session, interceptors_kept, recording
+from ._modes import Mode
+from ._recording import Session, interceptors_kept, recording
+from ._settings import resolve_mode, resolve_storage_dir
 
 __all__ = ["ApiRecorderPlugin"]
 
@@ -92,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "apirecorder(mode=None, storage_dir=None, **options): record or replay the API calls "
-        "this test makes (options go to apirecorder.recording).",
+        "this test makes (options are the keyword options of apirecorder.recording).",
     )
     config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
 
@@ -117,26 +117,17 @@ class ApiRecorderPlugin:
         """The mode, storage folder and extra options of one test, by precedence."""
         marker = node.get_closest_marker(MARKER)
         marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-        cli_mode = self.config.getoption("apirecorder_mode")
-        ini_mode = self.config.getini("apirecorder_mode")
-        mode_value = (
-            cli_mode or marker_kwargs.pop("mode", None) or ini_mode or os.environ.get(MODE_ENV)
+        mode = resolve_mode(
+            cli=self.config.getoption("apirecorder_mode"),
+            marker=marker_kwargs.pop("mode", None),
+            ini=self.config.getini("apirecorder_mode"),
         )
-        marker_kwargs.pop("mode", None)
-        mode = parse_mode(mode_value or Mode.REPLAY)
-
-        directory: Path | None = None
-        cli_dir = self.config.getoption("apirecorder_dir")
-        marker_dir = marker_kwargs.pop("storage_dir", None)
-        ini_dir = self.config.getini("apirecorder_dir")
-        if cli_dir:
-            directory = Path(cli_dir).resolve()
-        elif marker_dir:
-            directory = self.root / Path(marker_dir)
-        elif ini_dir:
-            directory = self.root / Path(str(ini_dir))
-        elif os.environ.get(DIR_ENV):
-            directory = Path(os.environ[DIR_ENV]).resolve()
+        directory = resolve_storage_dir(
+            cli=self.config.getoption("apirecorder_dir"),
+            marker=marker_kwargs.pop("storage_dir", None),
+            ini=self.config.getini("apirecorder_dir") or None,
+            root=self.root,
+        )
         for key in ("hosts_under_test", "ignore_hosts"):
             hosts = self.config.getini(f"apirecorder_{key}")
             if hosts:
@@ -160,8 +151,10 @@ class ApiRecorderPlugin:
             *self.config.getini("apirecorder_patch_tools"),
             *options.get("tools", ()),
         ]
+        # Process-wide, so threads the test starts (a server under test, a worker pool) are
+        # intercepted too; a recording() block of their own still takes precedence.
         with (
-            recording(mode, directory, root=self.root, **options) as session,
+            recording(mode, directory, root=self.root, process_wide=True, **options) as session,
             test_context(item.nodeid),
         ):
             if self._kept is None:

@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    *("ls", "show", "stats", "verify", "diff", "normalize", "explain", "prune"),
+    *("ls", "show", "stats", "verify", "rehash", "diff", "normalize", "explain", "prune"),
     *("scan", "serve"),
 )
 

@@ -9,10 +9,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._diagnostics import format_differences, recording_test_id
+from .._diagnostics import (
+    Difference,
+    diff_requests,
+    diff_values,
+    format_differences,
+    recording_kind,
+    recording_test_id,
+)
 from .._exceptions import RecordingFormatError
-from .._inspect import Style, diff_recordings, display_path, resolve_recording_arg
-from .._storage import load_recording
+from .._storage import Recording, load_recording
+from ._files import resolve_recording_arg
+from ._readers import is_streamed, response_view
+from ._views import Style, display_path
 
 __all__ = ["register", "run"]
 
@@ -83,3 +92,37 @@ def run(args: argparse.Namespace) -> int:
             ]
     print("\n".join(lines))
     return 1 if request or response else 0
+
+
+# -- comparing two recordings ------------------------------------------------------------
+
+
+def _response_facts(recording: Recording) -> dict[str, Any]:
+    view = response_view(recording)
+    facts: dict[str, Any] = {
+        "streaming": is_streamed(recording.response),
+        "chunks": view.chunks,
+        "text": view.text,
+        "tool calls": [call.as_json() for call in view.tool_calls],
+        "usage": {"input_tokens": view.input_tokens, "output_tokens": view.output_tokens},
+        "error": view.error,
+    }
+    if view.status is not None:
+        facts["status"] = view.status
+    if not view.texts and not view.tool_calls:
+        facts["body"] = view.value
+    return facts
+
+
+def diff_recordings(old: Recording, new: Recording) -> tuple[list[Difference], list[Difference]]:
+    """Field-level differences of two recordings: the requests, then the responses."""
+    request_differences = diff_requests(
+        old.request, recording_test_id(old), new.request, recording_test_id(new)
+    )
+    if recording_kind(old.request) != recording_kind(new.request):
+        request_differences.insert(
+            0,
+            Difference("kind", "changed", recording_kind(old.request), recording_kind(new.request)),
+        )
+    response_differences = diff_values(_response_facts(old), _response_facts(new))
+    return request_differences, response_differences

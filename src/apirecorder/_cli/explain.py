@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from .._exceptions import ApiRecorderError
-from .._inspect import display_path, explain_request
+from .._exceptions import ApiRecorderError, RecordingNotFoundError
+from ._views import display_path
 
 __all__ = ["register", "run"]
 
@@ -123,3 +125,78 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(answer.message)
     return 0 if answer.path is not None else 1
+
+
+# -- asking the replay lookup ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a replay would do with one request: the hash, and the file read or why it misses."""
+
+    request_hash: str
+    test_id: str | None
+    endpoint: str
+    path: Path | None
+    message: str
+
+
+def explain_request(
+    *,
+    storage_dir: Path | None,
+    root: Path | None,
+    kind: str,
+    test_id: str | None,
+    body: Any,
+    endpoint: str | None = None,
+    url: str | None = None,
+    method: str = "POST",
+    tool: str | None = None,
+) -> Explanation:
+    """Describe ``body`` as the interceptors would and ask the replay lookup about it."""
+    from .._context import test_context
+    from .._modes import Mode
+    from .._recorder import Session
+    from .._storage import Storage
+
+    storage = (
+        Storage(storage_dir, flat=True)
+        if storage_dir is not None
+        else Storage(root if root is not None else Path.cwd(), flat=False)
+    )
+    session = Session(mode=Mode.REPLAY, storage=storage)
+    with test_context(test_id):
+        if kind == "tool":
+            provider, _, tool_name = (tool or "").partition(".")
+            call = session.tool_call(provider, tool_name, body if isinstance(body, dict) else {})
+        elif kind == "http":
+            call = session.http_call(method=method, url=url or "", headers={}, payload=body)
+        else:
+            if not isinstance(body, dict):
+                raise ValueError("an inference request body must be a JSON object")
+            label = endpoint or _logical_endpoint(url or "")
+            base_url = url if url else _default_base(label)
+            call = session.inference_call(
+                base_url=base_url,
+                endpoint="" if url else label,
+                body=body,
+                method=method,
+                label=label,
+            )
+        try:
+            found = session.lookup(call)
+        except RecordingNotFoundError as exc:
+            return Explanation(call.request_hash, test_id, call.endpoint, None, str(exc))
+    path = found.path if found is not None else None
+    return Explanation(call.request_hash, test_id, call.endpoint, path, "")
+
+
+def _default_base(endpoint: str) -> str:
+    # OpenAI clients have base URLs ending in /v1 and their endpoints start with /v1 too, which
+    # is why recorded paths read /v1/v1/...; Ollama clients use the bare host.
+    return "http://localhost/v1" if endpoint.startswith("/v1/") else "http://localhost"
+
+
+def _logical_endpoint(url: str) -> str:
+    path = urlparse(url).path
+    return "/v1/" + path[len("/v1/v1/") :] if path.startswith("/v1/v1/") else path

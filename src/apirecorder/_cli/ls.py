@@ -6,10 +6,11 @@ import argparse
 import fnmatch
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._inspect import Summary, collect_recordings, display_path, summarize, table
+from ._files import collect_recordings, existing_paths
+from ._summary import Summary, summarize
+from ._views import display_path, table
 
 __all__ = ["register", "run"]
 
@@ -72,12 +73,8 @@ def _flags(item: Summary) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """List the recordings that pass the filters."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder ls: error: no such file or folder: {', '.join(missing)}", file=sys.stderr
-        )
+    paths = existing_paths("ls", args.paths)
+    if paths is None:
         return 2
     recordings, problems = collect_recordings(paths)
     for problem in problems:

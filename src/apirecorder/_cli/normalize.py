@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._inspect import (
-    collect_recordings,
-    display_path,
-    normalize_recording,
-    progress,
-    referenced_ids,
+from .._serialization import normalize_response_data
+from .._storage import (
+    Recording,
+    dump_recording,
+    expected_file_name,
+    name_hash,
+    write_atomic,
 )
-from .._storage import dump_recording, write_atomic
+from ._files import collect_recordings, existing_paths, progress
+from ._views import display_path
 
 __all__ = ["register", "run"]
 
@@ -51,13 +55,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List, or rewrite, the recordings normalization changes."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder normalize: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("normalize", args.paths)
+    if paths is None:
         return 2
     recordings, problems = collect_recordings(paths)
     for problem in problems:
@@ -94,3 +93,36 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return 1
     return 1 if args.check and changed and not args.yes else 0
+
+
+# -- re-applying normalization ------------------------------------------------------------
+
+
+def normalize_recording(recording: Recording) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The recording with response normalization re-applied (DESIGN 6), how many top-level
+    values changed, and the ids it replaced (old -> new)."""
+    request_hash = name_hash(recording.path) or name_hash(Path(expected_file_name(recording))) or ""
+    data: dict[str, Any] = json.loads(json.dumps(recording.data))
+    body = data["response"].get("body")
+    items = body if isinstance(body, list) else [body]
+    changed = 0
+    ids: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("__data__"), dict):
+            before = json.loads(json.dumps(item["__data__"]))
+            after = normalize_response_data(item["__data__"], request_hash, ids)
+            changed += sum(1 for key in after if before.get(key) != after[key])
+    replaced = {old: new for old, new in ids.items() if old != new}
+    return data, changed, replaced
+
+
+def referenced_ids(ids: Iterable[str], recordings: Sequence[Recording]) -> dict[str, Path]:
+    """Which of ``ids`` a recorded request sends back, and in which file (a hash depends on it)."""
+    wanted = set(ids)
+    found: dict[str, Path] = {}
+    for recording in recordings:
+        text = json.dumps(recording.request, ensure_ascii=False)
+        for value in wanted - set(found):
+            if value in text:
+                found[value] = recording.path
+    return found

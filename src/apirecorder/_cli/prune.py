@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import ApiRecorderError
-from .._inspect import display_path
 from .._ledger import LEDGER_CACHE_KEY, default_ledger_path, load_ledger, plan_prune
+from ._views import display_path
 
 __all__ = ["register", "run"]
 

@@ -9,19 +9,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._scan import scan_paths, secret_env_values
+from .._scan import ScanReport, scan_paths, secret_env_values
 
 __all__ = ["register", "run"]
 
 DESCRIPTION = """\
-Look for secrets in recordings: known key formats (sk-..., sk-ant-..., tvly-..., AKIA...,
-ghp_..., ...), bearer tokens, JWTs, credential headers and key-like query parameters or
-fields that hold a random-looking value, and the values of secret environment variables
-set now (OPENAI_API_KEY, *_API_KEY, *_TOKEN, ...). Folders are searched for recordings
-(JSON files with "request" and "response"); files named on the command line are always
-scanned. Rules: docs/security.md.
+Look for secrets in recordings, with the rules redaction uses: known key formats (sk-...,
+sk-ant-..., xai-..., ghp_..., AKIA..., JWTs, bearer tokens, webhook and bot tokens, ...),
+values held by secret names (headers, JSON fields, query and form parameters, multipart
+fields, URL passwords) and the values of secret environment variables set now
+(OPENAI_API_KEY, *_KEY, *_TOKEN, *_SECRET, *_PASSWORD, ...). Folders are searched for
+recordings (*.json files; a file that does not parse is read line by line and reported);
+hidden and tool folders inside a walk are skipped unless --include-hidden, symlinked folders
+are followed, and a folder named on the command line is always walked. Files named on the
+command line are always scanned. Rules: docs/security.md.
 """
-EPILOG = "Exit codes: 0 no finding, 1 secrets found, 2 usage error (such as a missing path)."
+EPILOG = (
+    "Exit codes: 0 no finding, 1 secrets found, 2 usage error (such as a missing path), "
+    "nothing scanned (see --allow-empty) or a file that could not be read."
+)
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +64,16 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="also look for the value of this environment variable (repeatable)",
     )
+    parser.add_argument(
+        "--include-hidden",
+        action="store_true",
+        help="also walk hidden folders and tool folders (.git, venv, node_modules...)",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 when the paths hold no file to scan (default: exit 2)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -78,22 +94,55 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"no such file or folder: {', '.join(missing)}")
     env = {} if args.no_env else secret_env_values(extra=args.secret_env_var)
     try:
-        report = scan_paths(paths, allow=allow, env_values=env)
+        report = scan_paths(paths, allow=allow, env_values=env, include_hidden=args.include_hidden)
     except OSError as exc:
         return _usage_error(f"cannot read {exc.filename or exc}: {exc.strerror or exc}")
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:
-        for finding in report.findings:
-            print(finding)
-        files = len({f.file for f in report.findings})
-        if report.findings:
+        _print_report(report)
+    if report.findings:
+        return 1
+    if report.unreadable:
+        return 2
+    if report.files_scanned == 0 and not args.allow_empty:
+        if not args.json:
+            shown = ", ".join(str(p) for p in paths)
             print(
-                f"{len(report.findings)} possible secret(s) in {files} of "
-                f"{report.files_scanned} file(s) scanned. Re-record with redaction "
-                "(see docs/security.md) or remove them before committing.",
+                f"apirecorder scan: error: no file to scan in {shown} "
+                "(pass --allow-empty when that is expected)",
                 file=sys.stderr,
             )
-        else:
-            print(f"no secrets found in {report.files_scanned} file(s).", file=sys.stderr)
-    return 1 if report.findings else 0
+        return 2
+    return 0
+
+
+def _print_report(report: ScanReport) -> None:
+    for finding in report.findings:
+        print(finding)
+    for file in report.unparsed:
+        print(f"{file}: not valid JSON; scanned as text, line by line", file=sys.stderr)
+    for file, reason in report.unreadable:
+        print(f"{file}: cannot read: {reason}", file=sys.stderr)
+    if report.skipped_dirs:
+        print(
+            f"skipped {len(report.skipped_dirs)} hidden or tool folder(s) "
+            "(--include-hidden walks them).",
+            file=sys.stderr,
+        )
+    if report.not_recordings:
+        print(
+            f"skipped {len(report.not_recordings)} JSON file(s) that are not recordings "
+            "(name a file to scan it).",
+            file=sys.stderr,
+        )
+    files = len({f.file for f in report.findings})
+    if report.findings:
+        print(
+            f"{len(report.findings)} possible secret(s) in {files} of "
+            f"{report.files_scanned} file(s) scanned. Re-record with redaction "
+            "(see docs/security.md) or remove them before committing.",
+            file=sys.stderr,
+        )
+    else:
+        print(f"no secrets found in {report.files_scanned} file(s).", file=sys.stderr)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from .. import recording
 from .._modes import Mode
-from .._recorder import interceptors_kept
+from .._recording import interceptors_kept
 from ._server import DEFAULT_UPSTREAMS, ServeConfig, make_server
 
 __all__ = ["URL_LINE_PREFIX", "ServerHandle", "register", "run", "serve_process"]

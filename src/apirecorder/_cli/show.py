@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import RecordingFormatError
-from .._inspect import (
-    Style,
-    display_path,
-    request_lines,
-    resolve_recording_arg,
-    response_view,
-    summarize,
-)
 from .._storage import load_recording
+from ._files import resolve_recording_arg
+from ._readers import response_view
+from ._summary import summarize
+from ._views import Style, display_path, request_lines
 
 __all__ = ["register", "run"]
 

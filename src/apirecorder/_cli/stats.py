@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._inspect import collect_recordings, display_path, stats, summarize, table
+from ._files import collect_recordings, existing_paths
+from ._summary import stats, summarize
+from ._views import display_path, table
 
 __all__ = ["register", "run"]
 
@@ -62,13 +63,8 @@ def _group(title: str, counts: dict[str, int], limit: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the statistics."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder stats: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("stats", args.paths)
+    if paths is None:
         return 2
     recordings, problems = collect_recordings(paths, label="counting")
     for problem in problems:

@@ -6,11 +6,12 @@ import argparse
 import importlib
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from .._hashing import BodyNormalizer
-from .._inspect import collect_recordings, display_path, verify_recordings
+from ._files import collect_recordings, existing_paths
+from ._verifying import verify_recordings
+from ._views import display_path
 
 __all__ = ["register", "run"]
 
@@ -23,6 +24,9 @@ Check the recordings under PATH (default: the current folder):
     models-<hash>-<digest>.json for model lists, whose digest must match the models held;
   - no model list is stored twice, and no file sits where replay would never read it
     (a model list named like a plain recording, or the reverse).
+A name made by the previous generation of the reference's hash rules (before 2026) is valid,
+since replay finds it too; such files are listed as "named by the previous hash rules", and
+`apirecorder rehash --apply` renames them.
 Files that are recordings by name or by place (a "recordings" folder) but cannot be read
 are problems too. Each problem is printed as "FILE: what is wrong".
 """
@@ -76,13 +80,8 @@ def load_normalizers(specs: list[str]) -> list[BodyNormalizer]:
 
 def run(args: argparse.Namespace) -> int:
     """Check the recordings and print each problem."""
-    paths = [Path(p) for p in (args.paths or ["."])]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(
-            f"apirecorder verify: error: no such file or folder: {', '.join(missing)}",
-            file=sys.stderr,
-        )
+    paths = existing_paths("verify", args.paths)
+    if paths is None:
         return 2
     try:
         normalizers = load_normalizers(args.normalizer)
@@ -90,25 +89,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"apirecorder verify: error: {exc}", file=sys.stderr)
         return 2
     recordings, unreadable = collect_recordings(paths, label="reading")
-    found, unchecked = verify_recordings(recordings, tuple(args.allow_type), normalizers)
-    problems = sorted([*unreadable, *found], key=lambda p: (str(p.path), p.message))
+    verdict = verify_recordings(recordings, tuple(args.allow_type), normalizers)
+    problems = sorted([*unreadable, *verdict.problems], key=lambda p: (str(p.path), p.message))
+    unchecked, previous = verdict.unchecked, verdict.previous_names
     checked = len(recordings) + len(unreadable)
     if args.json:
         report = {
             "checked": checked,
             "problems": [problem.as_json() for problem in problems],
+            "previous_generation": [str(path) for path in previous],
             "unchecked_types": sorted(unchecked),
         }
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 1 if problems else 0
     for problem in problems:
         print(f"{display_path(problem.path)}: {problem.message}")
+    for path in previous:
+        print(f"{display_path(path)}: named by the previous hash rules (valid; rehash renames it)")
     noun = "recording" if checked == 1 else "recordings"
     if problems:
         count = len(problems)
-        print(f"{checked} {noun} checked: {count} problem{'s' if count != 1 else ''}.")
+        summary = f"{checked} {noun} checked: {count} problem{'s' if count != 1 else ''}"
     else:
-        print(f"{checked} {noun} checked: no problems.")
+        summary = f"{checked} {noun} checked: no problems"
+    if previous:
+        summary += (
+            f"; {len(previous)} named by the previous hash rules "
+            "(apirecorder rehash --apply renames them)"
+        )
+    print(summary + ".")
     if unchecked:
         print(
             "Not checked, their library is not installed here: " + ", ".join(sorted(unchecked)),

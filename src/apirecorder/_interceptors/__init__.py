@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from contextlib import ExitStack
 
 __all__ = ["INTERCEPTORS", "install_all"]
@@ -13,18 +11,21 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_openai", "openai"),
     ("_ollama", "ollama"),
     ("_mcp", "mcp"),
+    ("_genai", "google.genai"),
     # The HTTP layer comes after every SDK layer; _httpx serves httpx and httpx2 (either one).
     ("_httpx", "httpx"),
     ("_httpx", "httpx2"),
     ("_requests", "requests"),
+    ("_urllib3", "urllib3"),  # botocore; the requests layer above marks what it records
+    ("_httpclient", "http.client"),  # urllib.request; urllib3's connections go their own way
     ("_aiohttp", "aiohttp"),
 )
 
 
 def install_all(stack: ExitStack) -> None:
-    """Install every interceptor whose library is importable; undo is ``stack.close()``."""
-    for module_name, library in INTERCEPTORS:
-        if importlib.util.find_spec(library) is None:
-            continue
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        module.install(stack)
+    """Install every interceptor when its library is imported (at once for those already
+    imported); undo is ``stack.close()``. Nothing is imported for a library the code never uses.
+    """
+    from ._lazy import install_lazily
+
+    install_lazily(stack, INTERCEPTORS)

@@ -17,7 +17,7 @@ import functools
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack
 from typing import Any
 from unittest import mock
@@ -29,18 +29,18 @@ from aiohttp.http_writer import HttpVersion11
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .._httpbody import (
+from .._flow import areplay_or_record
+from .._httpexchange import (
+    HttpAdapter,
     ReplayedResponse,
     Route,
     describe_request,
-    exception_record,
-    replay_recording,
     response_record,
     route_for,
-    save_exchange,
     test_id_header,
 )
-from .._recorder import Call, active_session, sdk_layer_call
+from .._recorder import Session, active_session
+from .._types import Call, ResponseRecord
 
 __all__ = ["install"]
 
@@ -177,31 +177,52 @@ async def _body_bytes(req: ClientRequest) -> bytes:
     return data
 
 
-async def _read_live(call: Call, live: ClientResponse) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    error: BaseException | None = None
-    try:
-        async for chunk in live.content.iter_any():
-            chunks.append(chunk)
-    except _READ_ERRORS as exc:
-        error = exc
-    finally:
-        live.release()
-    decoded = "content-encoding" in live.headers and live.content.total_compressed_bytes is not None
-    record = response_record(
-        call,
-        status=live.status,
-        reason=live.reason,
-        headers=[
-            (name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-            for name, value in live.raw_headers
-        ],
-        body=b"".join(chunks),
-        decoded=decoded,
-    )
-    if error is not None:
-        exception_record(record, error, "aiohttp")
-    return record
+class _AiohttpAdapter(HttpAdapter[ClientResponse]):
+    """The innermost middleware's exchange: the body is read chunk by chunk as it arrives."""
+
+    stream_errors = _READ_ERRORS
+
+    def __init__(self, req: ClientRequest) -> None:
+        self.req = req
+
+    def response(self, replayed: ReplayedResponse) -> ClientResponse:
+        return _response(self.req, replayed)
+
+    def is_async_stream(self, result: ClientResponse) -> bool:
+        return True
+
+    def achunks(self, result: ClientResponse) -> AsyncIterator[bytes]:
+        return result.content.iter_any().__aiter__()
+
+    async def aclose(self, result: ClientResponse) -> None:
+        result.release()
+
+    def stream_response(
+        self,
+        session: Session,
+        call: Call,
+        result: ClientResponse,
+        chunks: list[Any],
+        error: BaseException | None,
+    ) -> ResponseRecord:
+        # Known only once the body is read: aiohttp counts compressed bytes when it decodes.
+        decoded = (
+            "content-encoding" in result.headers
+            and result.content.total_compressed_bytes is not None
+        )
+        return response_record(
+            call,
+            status=result.status,
+            reason=result.reason,
+            headers=[
+                (name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
+                for name, value in result.raw_headers
+            ],
+            body=b"".join(chunks),
+            decoded=decoded,
+            error=error,
+            library="aiohttp",
+        )
 
 
 async def _recorder_middleware(req: ClientRequest, handler: Handler) -> ClientResponse:
@@ -223,12 +244,7 @@ async def _recorder_middleware(req: ClientRequest, handler: Handler) -> ClientRe
         headers=req.headers.items(),
         body=await _body_bytes(req),
     )
-    found = session.lookup(call)
-    if found is not None:
-        return _response(req, replay_recording(found, call))
-    if not session.records:
-        return await handler(req)
-    with sdk_layer_call():
-        live = await handler(req)
-        record = await _read_live(call, live)
-    return _response(req, save_exchange(session, call, record))
+    response: ClientResponse = await areplay_or_record(
+        session, call, _AiohttpAdapter(req), lambda: handler(req)
+    )
+    return response

@@ -17,24 +17,25 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from .._httpbody import (
+from .._flow import areplay_items, areplay_or_record, replay_items, replay_or_record
+from .._httpexchange import (
+    HttpAdapter,
     ReplayedResponse,
     Route,
     describe_request,
-    exception_record,
-    replay_recording,
     response_record,
     route_for,
-    save_exchange,
     test_id_header,
 )
-from .._recorder import Call, Session, active_session, sdk_layer_call
+from .._recorder import Session, active_session
+from .._types import Call, ResponseRecord
 
 __all__ = ["install"]
 
@@ -43,14 +44,16 @@ _PATCHED = "__apirecorder_http_layer__"
 
 
 def install(stack: ExitStack) -> None:
-    """Patch the transports of httpx and httpx2 (those installed) while ``stack`` is open.
+    """Patch the transports of httpx and httpx2 (those imported) while ``stack`` is open.
 
-    Registered once per library; a library whose transports are already patched is skipped.
+    Registered once per library (the lazy installer calls this again when the other one is
+    imported); a library whose transports are already patched is skipped, and one not yet
+    imported is left to that later call: importing it here would cost what it costs.
     """
     for name in _LIBRARIES:
-        if importlib.util.find_spec(name) is None:
+        lib = sys.modules.get(name)
+        if lib is None:
             continue
-        lib = importlib.import_module(name)
         sync_cls, async_cls = lib.HTTPTransport, lib.AsyncHTTPTransport
         if getattr(sync_cls.handle_request, _PATCHED, False):
             continue
@@ -91,15 +94,10 @@ def _stream_class(lib: ModuleType) -> type[Any]:
             self._error = error
 
         def __iter__(self) -> Iterator[bytes]:
-            yield from self._chunks
-            if self._error is not None:
-                raise self._error
+            return replay_items(self._chunks, self._error)
 
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in self._chunks:
-                yield chunk
-            if self._error is not None:
-                raise self._error
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return areplay_items(self._chunks, self._error)
 
     return ReplayByteStream
 
@@ -117,13 +115,6 @@ def _response(lib: ModuleType, replay: ReplayedResponse) -> Any:
     )
 
 
-def _replay(lib: ModuleType, session: Session, call: Call) -> Any | None:
-    found = session.lookup(call)
-    if found is None:
-        return None
-    return _response(lib, replay_recording(found, call))
-
-
 # -- record -----------------------------------------------------------------------------------
 
 
@@ -135,26 +126,62 @@ def _decodes(lib: ModuleType, live: Any) -> bool:
     return bool(encodings) and all(e in supported for e in encodings)
 
 
-def _record(
-    lib: ModuleType,
-    call: Call,
-    live: Any,
-    chunks: list[bytes],
-    decoded: bool,
-    error: BaseException | None,
-) -> dict[str, Any]:
-    reason = live.extensions.get("reason_phrase", b"")
-    record = response_record(
-        call,
-        status=live.status_code,
-        reason=reason.decode("ascii", "replace") if isinstance(reason, bytes) else None,
-        headers=live.headers.multi_items(),
-        body=b"".join(chunks),
-        decoded=decoded,
-    )
-    if error is not None:
-        exception_record(record, error, lib.__name__)
-    return record
+class _HttpxAdapter(HttpAdapter[Any]):
+    """A transport's exchange: the raw response is read (decoded when the client would)."""
+
+    def __init__(self, lib: ModuleType) -> None:
+        self.lib = lib
+        self.stream_errors = (lib.RequestError,)
+
+    def response(self, replayed: ReplayedResponse) -> Any:
+        return _response(self.lib, replayed)
+
+    def is_stream(self, result: Any) -> bool:
+        return True
+
+    is_async_stream = is_stream
+
+    def chunks(self, result: Any) -> Iterator[bytes]:
+        chunks: Iterator[bytes] = (
+            result.iter_bytes() if _decodes(self.lib, result) else result.iter_raw()
+        )
+        return chunks
+
+    def achunks(self, result: Any) -> AsyncIterator[bytes]:
+        decoded = _decodes(self.lib, result)
+        chunks: AsyncIterator[bytes] = result.aiter_bytes() if decoded else result.aiter_raw()
+        return chunks
+
+    def close(self, result: Any) -> None:
+        result.close()
+
+    async def aclose(self, result: Any) -> None:
+        await result.aclose()
+
+    def stream_response(
+        self,
+        session: Session,
+        call: Call,
+        result: Any,
+        chunks: list[Any],
+        error: BaseException | None,
+    ) -> ResponseRecord:
+        reason = result.extensions.get("reason_phrase", b"")
+        return response_record(
+            call,
+            status=result.status_code,
+            reason=reason.decode("ascii", "replace") if isinstance(reason, bytes) else None,
+            headers=result.headers.multi_items(),
+            body=b"".join(chunks),
+            decoded=_decodes(self.lib, result),
+            error=error,
+            library=self.lib.__name__,
+        )
+
+
+@functools.cache
+def _adapter(lib: ModuleType) -> _HttpxAdapter:
+    return _HttpxAdapter(lib)
 
 
 def _under_test(request: Any) -> None:
@@ -181,25 +208,7 @@ def _sync_handler(lib: ModuleType, original: Callable[..., Any]) -> Callable[...
             headers=request.headers.multi_items(),
             body=request.read(),
         )
-        replayed = _replay(lib, session, call)
-        if replayed is not None:
-            return replayed
-        if not session.records:
-            return original(self, request)
-        with sdk_layer_call():
-            live = original(self, request)
-            decoded = _decodes(lib, live)
-            chunks: list[bytes] = []
-            error: BaseException | None = None
-            try:
-                for chunk in live.iter_bytes() if decoded else live.iter_raw():
-                    chunks.append(chunk)
-            except lib.RequestError as exc:
-                error = exc
-            finally:
-                live.close()
-        record = _record(lib, call, live, chunks, decoded, error)
-        return _response(lib, save_exchange(session, call, record))
+        return replay_or_record(session, call, _adapter(lib), lambda: original(self, request))
 
     setattr(handle_request, _PATCHED, True)
     return handle_request
@@ -223,25 +232,9 @@ def _async_handler(lib: ModuleType, original: Callable[..., Any]) -> Callable[..
             headers=request.headers.multi_items(),
             body=await request.aread(),
         )
-        replayed = _replay(lib, session, call)
-        if replayed is not None:
-            return replayed
-        if not session.records:
-            return await original(self, request)
-        with sdk_layer_call():
-            live = await original(self, request)
-            decoded = _decodes(lib, live)
-            chunks: list[bytes] = []
-            error: BaseException | None = None
-            try:
-                async for chunk in live.aiter_bytes() if decoded else live.aiter_raw():
-                    chunks.append(chunk)
-            except lib.RequestError as exc:
-                error = exc
-            finally:
-                await live.aclose()
-        record = _record(lib, call, live, chunks, decoded, error)
-        return _response(lib, save_exchange(session, call, record))
+        return await areplay_or_record(
+            session, call, _adapter(lib), lambda: original(self, request)
+        )
 
     setattr(handle_async_request, _PATCHED, True)
     return handle_async_request

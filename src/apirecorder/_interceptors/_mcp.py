@@ -7,10 +7,17 @@ tool name and the request's params as kwargs; results replay as ``mcp``'s own ty
 ``isError`` result is a result) and protocol errors as ``MCPError``. The session's own logic
 (negotiated version, tool schemas, result validation) runs on replay as it did live.
 
+Transports opened as they are, without the wrapper, start no server on replay either:
+``stdio_client`` gets a stand-in process (``_create_platform_compatible_process`` is patched),
+and a streamable HTTP transport sends nothing (its ``post_writer`` drains the messages still
+sent, ``terminate_session`` does nothing); while recording, their HTTP traffic is marked as
+this layer's. Such a session is keyed by its URL path over HTTP, as the wrapper keys it, and
+"mcp" over stdio, where a command has no stable name.
+
 :func:`mcp_client` wraps a transport so that replay needs no server: in replay mode it hands
-the session a pair of in-memory streams instead of starting the transport. It imports neither
-``mcp`` nor ``anyio`` until it is used, so ``import apirecorder`` stays light. Everything that
-touches ``mcp``'s internals lives in this module.
+the session a pair of in-memory streams instead of starting the transport, and it names the
+server in the key (``server=``). It imports neither ``mcp`` nor ``anyio`` until it is used, so
+``import apirecorder`` stays light. Everything that touches ``mcp``'s internals lives here.
 """
 
 from __future__ import annotations
@@ -21,15 +28,17 @@ import math
 import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, ExitStack
+from contextvars import ContextVar
 from pathlib import PurePath
 from types import TracebackType
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
+from .._flow import areplay_or_record
 from .._modes import Mode
 from .._recorder import active_session, sdk_layer_call
-from .._tools import call_async
+from .._tools import ToolAdapter
 
 __all__ = ["McpClient", "install", "mcp_client"]
 
@@ -56,11 +65,43 @@ def install(stack: ExitStack) -> None:
     # The rest of the session's traffic (notifications, the dispatcher's answers to server
     # requests, the event stream the "initialized" notification opens) belongs to this layer
     # too: a transport sends each message in its sender's context, so mark those senders.
-    for name in ("__aenter__", "send_notification"):
-        stack.enter_context(mock.patch.object(cls, name, _mcp_layer(getattr(cls, name))))
+    stack.enter_context(mock.patch.object(cls, "__aenter__", _session_enter(cls.__aenter__)))
+    stack.enter_context(
+        mock.patch.object(cls, "send_notification", _mcp_layer(cls.send_notification))
+    )
+    _install_transports(stack)
+
+
+def _install_transports(stack: ExitStack) -> None:
+    """Transports opened without :func:`mcp_client`: on replay, none reaches a server."""
+    stdio = importlib.import_module("mcp.client.stdio")
+    # A module global looked up at call time: it covers ``stdio_client`` however imported,
+    # and the high-level ``Client`` that opens one itself.
+    create = stdio._create_platform_compatible_process
+    stack.enter_context(
+        mock.patch.object(stdio, "_create_platform_compatible_process", _create_process(create))
+    )
+    transport = importlib.import_module("mcp.client.streamable_http").StreamableHTTPTransport
+    stack.enter_context(
+        mock.patch.object(transport, "__init__", _http_transport_init(transport.__init__))
+    )
+    stack.enter_context(
+        mock.patch.object(transport, "post_writer", _post_writer(transport.post_writer))
+    )
+    stack.enter_context(
+        mock.patch.object(
+            transport, "terminate_session", _terminate_session(transport.terminate_session)
+        )
+    )
 
 
 # -- which server a session talks to ----------------------------------------------------
+
+
+#: The server of the transport this context opened last without ``mcp_client`` (a
+#: streamable HTTP transport's URL path), until a ``ClientSession`` takes it.
+_opened_server: ContextVar[str | None] = ContextVar("apirecorder_mcp_server", default=None)
+_SERVER_ATTRIBUTE = "_apirecorder_server"
 
 
 def _provider(client_session: Any) -> str:
@@ -68,6 +109,8 @@ def _provider(client_session: Any) -> str:
     read_stream = getattr(dispatcher, "_read_stream", None)
     with _lock:
         server = _servers.get(id(read_stream)) if read_stream is not None else None
+    if server is None:
+        server = getattr(client_session, _SERVER_ATTRIBUTE, None)
     return f"mcp:{server}" if server else "mcp"
 
 
@@ -107,13 +150,9 @@ def _send_request(
         data = request.model_dump(by_alias=True, mode="json", exclude_none=True)
         provider = _provider(self)
         call = session.tool_call(provider, str(data["method"]), data.get("params") or {})
-        return await call_async(
-            session,
-            call,
-            lambda: original(self, request, result_type, *args, **kwargs),
-            provider=provider,
-            trusted=_TRUSTED,
-            errors=errors,
+        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        return await areplay_or_record(
+            session, call, adapter, lambda: original(self, request, result_type, *args, **kwargs)
         )
 
     return send_request
@@ -129,16 +168,24 @@ def _send_discover(
             return await original(self, version)
         provider = _provider(self)
         call = session.tool_call(provider, "server/discover", {"version": version})
-        return await call_async(
-            session,
-            call,
-            lambda: original(self, version),
-            provider=provider,
-            trusted=_TRUSTED,
-            errors=errors,
-        )
+        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        return await areplay_or_record(session, call, adapter, lambda: original(self, version))
 
     return send_discover
+
+
+def _session_enter(original: Callable[..., Any]) -> Callable[..., Any]:
+    marked = _mcp_layer(original)
+
+    @functools.wraps(original)
+    async def enter(self: Any) -> Any:
+        server = _opened_server.get()
+        if server is not None:
+            _opened_server.set(None)  # one transport, one session
+            setattr(self, _SERVER_ATTRIBUTE, server)
+        return await marked(self)
+
+    return enter
 
 
 def _mcp_layer(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,6 +197,108 @@ def _mcp_layer(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, *args, **kwargs)
 
     return marked
+
+
+# -- transports opened without the wrapper ------------------------------------------------
+
+
+def _replaying() -> bool:
+    session = active_session()
+    return session is not None and session.mode is Mode.REPLAY
+
+
+class _Pipe:
+    """One pipe of :class:`_ReplayProcess`: writes vanish, reads wait until it is closed."""
+
+    def __init__(self, process: _ReplayProcess) -> None:
+        import anyio  # local: only replay needs it, and only mcp users have it
+
+        self._process = process
+        self._closed = anyio.Event()
+        self._end_of_stream = anyio.EndOfStream
+
+    async def send(self, data: bytes) -> None:
+        pass
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await self._closed.wait()
+        raise self._end_of_stream
+
+    async def aclose(self) -> None:
+        self._closed.set()
+        self._process.returncode = 0  # closing its stdin is how the transport stops a server
+
+
+class _ReplayProcess:
+    """What ``stdio_client`` gets on replay instead of a server process: nothing runs."""
+
+    pid = 0
+
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+        self.stdin = _Pipe(self)
+        self.stdout = _Pipe(self)
+
+    async def wait(self) -> int:
+        return 0
+
+    def terminate(self) -> None:
+        self.returncode = 0
+
+    kill = terminate
+
+
+def _create_process(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        # A command has no stable name (its path differs between machines, and is absent
+        # where recordings replay): these sessions are keyed "mcp" unless mcp_client names them.
+        _opened_server.set(None)
+        if _replaying():
+            return _ReplayProcess()
+        return await original(*args, **kwargs)
+
+    return create
+
+
+def _http_transport_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def init(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
+        original(self, url, *args, **kwargs)
+        if active_session() is not None:
+            _opened_server.set(urlsplit(str(url)).path or "/")  # ports change, paths do not
+
+    return init
+
+
+def _post_writer(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def post_writer(self: Any, client: Any, write_stream_reader: Any, *args: Any) -> None:
+        if active_session() is None:
+            return await original(self, client, write_stream_reader, *args)  # type: ignore[no-any-return]
+        if _replaying():
+            # Requests are answered by the session layer; what is still sent (notifications,
+            # answers to server requests) has no server to go to.
+            async with write_stream_reader:
+                async for _message in write_stream_reader:
+                    pass
+            return None
+        # Its POSTs and the event stream it opens belong to the MCP layer, not the HTTP one.
+        with sdk_layer_call():
+            return await original(self, client, write_stream_reader, *args)  # type: ignore[no-any-return]
+
+    return post_writer
+
+
+def _terminate_session(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def terminate_session(self: Any, client: Any) -> None:
+        if _replaying():
+            return None
+        with sdk_layer_call():
+            return await original(self, client)  # type: ignore[no-any-return]
+
+    return terminate_session
 
 
 # -- a transport that replay does not start -----------------------------------------------

@@ -22,8 +22,10 @@ import ollama
 import pydantic
 from ollama._utils import convert_function_to_tool
 
-from .._recorder import Call, Session, active_session, sdk_layer_call
-from .._serialization import jsonable, register_builder
+from .._flow import SdkAdapter, areplay_or_record, replay_or_record
+from .._recorder import Call, Session, active_session
+from .._requestjson import request_json
+from .._serialization import TypeBuilder
 from .._storage import Recording
 
 __all__ = ["install"]
@@ -97,9 +99,6 @@ def _mark_sent_fields(value: Any) -> None:
             _mark_sent_fields(item)
 
 
-register_builder("ollama", _build)
-
-
 # -- describing a call ------------------------------------------------------------------
 
 
@@ -139,15 +138,15 @@ def _plain(value: Any, *, key: str = "") -> Any:
     if key == "tools" and callable(value) and not isinstance(value, type):
         return _tool_schema(value)
     if isinstance(value, ollama.Image):
-        return jsonable(value.model_dump(mode="json"))
+        return request_json(value.model_dump(mode="json"), None)
     if isinstance(value, pydantic.BaseModel):
         return _plain(value.model_dump(mode="json", exclude_unset=True))
-    return jsonable(value)
+    return request_json(value, None)
 
 
 def _tool_schema(function: Callable[..., Any]) -> Any:
     try:
-        return jsonable(convert_function_to_tool(function))
+        return request_json(convert_function_to_tool(function), None)
     except Exception:
         # The live call will raise the conversion error itself; the hash only needs a name.
         return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
@@ -161,25 +160,6 @@ def _base_url(client: Any) -> str:
 def _call(session: Session, client: Any, endpoint: str, arguments: dict[str, Any]) -> Call:
     body = {key: _plain(value, key=key) for key, value in arguments.items()}
     return session.inference_call(base_url=_base_url(client), endpoint=endpoint, body=body)
-
-
-# -- writing ----------------------------------------------------------------------------
-
-
-def _exception_record(
-    session: Session, call: Call, exc: ollama.ResponseError, chunks: list[Any] | None
-) -> dict[str, Any]:
-    return session.error_record(
-        call, exc, chunks, provider=PROVIDER, status_code=exc.status_code, body={"error": exc.error}
-    )
-
-
-def _stream_record(
-    session: Session, call: Call, chunks: list[Any], error: ollama.ResponseError | None
-) -> dict[str, Any]:
-    if error is not None:
-        return _exception_record(session, call, error, chunks)
-    return session.stream_record(call, chunks)
 
 
 # -- replaying --------------------------------------------------------------------------
@@ -200,29 +180,42 @@ def _rebuild_error(response: dict[str, Any]) -> ollama.ResponseError:
     return ollama.ResponseError(json.dumps({"error": text}), status_code)
 
 
-def _chunks(items: list[Any], error: BaseException | None) -> Iterator[Any]:
-    yield from items
-    if error is not None:
-        raise error
+class _OllamaAdapter(SdkAdapter[Any]):
+    """Every client method: one response object, or an iterator of chunks when streaming."""
+
+    provider = PROVIDER
+    call_errors = stream_errors = (ollama.ResponseError,)
+
+    def builder(self) -> TypeBuilder:
+        return _build
+
+    def rebuild_error(self, recording: Recording, call: Call) -> BaseException:
+        return _rebuild_error(recording.response)
+
+    def error_details(self, exc: BaseException) -> tuple[int | None, Any]:
+        assert isinstance(exc, ollama.ResponseError)
+        return exc.status_code, {"error": exc.error}
+
+    # The client sends a streamed request on first read: the flow drains it inside its marker.
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, Iterator)
+
+    def is_async_stream(self, result: Any) -> bool:
+        return isinstance(result, AsyncIterator)
+
+    def close(self, result: Any) -> None:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self, result: Any) -> None:
+        aclose = getattr(result, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
-async def _async_chunks(items: list[Any], error: BaseException | None) -> AsyncIterator[Any]:
-    for item in items:
-        yield item
-    if error is not None:
-        raise error
-
-
-def _replay(session: Session, recording: Recording, *, is_async: bool) -> Any:
-    response = recording.response
-    body = session.deserialize(recording, response.get("body"))
-    error = _rebuild_error(response) if response.get("is_exception") else None
-    if response.get("is_streaming"):
-        items = body if isinstance(body, list) else []
-        return _async_chunks(items, error) if is_async else _chunks(items, error)
-    if error is not None:
-        raise error
-    return body
+_SYNC = _OllamaAdapter(is_async=False)
+_ASYNC = _OllamaAdapter(is_async=True)
 
 
 # -- the patched methods ----------------------------------------------------------------
@@ -240,41 +233,9 @@ def _sync_method(original: Callable[..., Any], endpoint: str) -> Callable[..., A
         if session is None or arguments is None:
             return original(self, *args, **kwargs)
         call = _call(session, self, endpoint, arguments)
-        found = session.lookup(call)
-        if found is not None:
-            return _replay(session, found, is_async=False)
-        if not session.records:
-            return original(self, **arguments)
-        with sdk_layer_call():
-            try:
-                result = original(self, **arguments)
-            except ollama.ResponseError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-            if isinstance(result, Iterator):
-                # The client sends a streamed request on first read: drain it inside the marker.
-                return _drain_sync(session, call, result)
-        session.save(call, session.result_record(call, result))
-        return result
+        return replay_or_record(session, call, _SYNC, lambda: original(self, **arguments))
 
     return method
-
-
-def _drain_sync(session: Session, call: Call, stream: Iterator[Any]) -> Iterator[Any]:
-    # Reading the whole stream now leaves a complete recording even if the test stops early.
-    chunks: list[Any] = []
-    error: ollama.ResponseError | None = None
-    try:
-        for chunk in stream:
-            chunks.append(chunk)
-    except ollama.ResponseError as exc:
-        error = exc
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    session.save(call, _stream_record(session, call, chunks, error))
-    return _chunks(chunks, error)
 
 
 @functools.cache  # one wrapper per original: install() runs every session
@@ -289,38 +250,6 @@ def _async_method(original: Callable[..., Any], endpoint: str) -> Callable[..., 
         if session is None or arguments is None:
             return await original(self, *args, **kwargs)
         call = _call(session, self, endpoint, arguments)
-        found = session.lookup(call)
-        if found is not None:
-            return _replay(session, found, is_async=True)
-        if not session.records:
-            return await original(self, **arguments)
-        with sdk_layer_call():
-            try:
-                result = await original(self, **arguments)
-            except ollama.ResponseError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-            if isinstance(result, AsyncIterator):
-                return await _drain_async(session, call, result)
-        session.save(call, session.result_record(call, result))
-        return result
+        return await areplay_or_record(session, call, _ASYNC, lambda: original(self, **arguments))
 
     return method
-
-
-async def _drain_async(
-    session: Session, call: Call, stream: AsyncIterator[Any]
-) -> AsyncIterator[Any]:
-    chunks: list[Any] = []
-    error: ollama.ResponseError | None = None
-    try:
-        async for chunk in stream:
-            chunks.append(chunk)
-    except ollama.ResponseError as exc:
-        error = exc
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    session.save(call, _stream_record(session, call, chunks, error))
-    return _async_chunks(chunks, error)

@@ -12,6 +12,7 @@ import functools
 import importlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -26,11 +27,12 @@ from openai.pagination import AsyncPage, SyncPage
 from openai.types.model import Model
 from pydantic import BaseModel, ValidationError
 
-from .._recorder import Call, Session, active_session, sdk_layer_call
-from .._serialization import jsonable, register_builder
+from .._flow import SdkAdapter, areplay_items, areplay_or_record, replay_items, replay_or_record
+from .._recorder import Call, Session, active_session
+from .._serialization import TypeBuilder
 from .._storage import Recording
 
-__all__ = ["install"]
+__all__ = ["build", "install"]
 
 PROVIDER = "openai"
 
@@ -48,7 +50,8 @@ _MODELS_ENDPOINT = "/v1/models"
 _TRANSPORT_KWARGS = frozenset({"extra_headers", "timeout"})
 
 
-def _construct(cls: type[Any], data: Any) -> Any:
+def build(cls: type[Any], data: Any) -> Any:
+    """An OpenAI object from recorded data, as the SDK builds it from the wire."""
     # The SDK builds objects from the wire with construct_type, in pure Python: about 60 µs
     # for one stream chunk. pydantic-core's strict validation builds them about 8x faster.
     # Strict mode coerces nothing, so when it accepts the data it lands on the same values of
@@ -163,9 +166,6 @@ def _walk_value(value: Any, walk: tuple[str, Any]) -> bool:
     return all(_walk_value(item, inner) for item in items if item is not None)
 
 
-register_builder("openai", _construct)
-
-
 def install(stack: ExitStack) -> None:
     """Patch the OpenAI resources for as long as ``stack`` stays open."""
     for module_name, sync_name, async_name, endpoint in _CREATE_METHODS:
@@ -187,8 +187,8 @@ def install(stack: ExitStack) -> None:
 # -- describing a call ------------------------------------------------------------------
 
 
-def _intercepts(session: Session | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    if session is None or args:
+def _intercepts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    if args:
         return False
     headers = kwargs.get("extra_headers") or {}
     # with_raw_response / with_streaming_response want the HTTP response itself: leave those
@@ -197,8 +197,9 @@ def _intercepts(session: Session | None, args: tuple[Any, ...], kwargs: dict[str
 
 
 def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # Made JSON by the session, in the same walk that masks secrets and maps ids.
     return {
-        key: jsonable(value)
+        key: value
         for key, value in kwargs.items()
         if key not in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
     }
@@ -221,35 +222,11 @@ def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]
     )
 
 
-# -- writing ----------------------------------------------------------------------------
-
-
-def _exception_record(
-    session: Session, call: Call, exc: BaseException, chunks: list[Any] | None
-) -> dict[str, Any]:
-    return session.error_record(
-        call,
-        exc,
-        chunks,
-        provider=PROVIDER,
-        status_code=getattr(exc, "status_code", None),
-        body=getattr(exc, "body", None),
-    )
-
-
-def _stream_record(
-    session: Session, call: Call, chunks: list[Any], error: BaseException | None
-) -> dict[str, Any]:
-    if error is not None:
-        return _exception_record(session, call, error, chunks)
-    return session.stream_record(call, chunks)
-
-
 # -- replaying --------------------------------------------------------------------------
 
 
 def _request(call: Call) -> httpx2.Request:
-    return httpx2.Request(call.request.get("method", "POST"), call.request.get("url", ""))
+    return httpx2.Request(str(call.request.get("method", "POST")), str(call.request.get("url", "")))
 
 
 def _rebuild_exception(recording: Recording, call: Call) -> openai.OpenAIError:
@@ -279,15 +256,6 @@ def _rebuild_exception(recording: Recording, call: Call) -> openai.OpenAIError:
     if issubclass(cls, openai.APIError):
         return cls(message, request, body=body)
     return cls(message)
-
-
-def _replay_parts(
-    session: Session, recording: Recording, call: Call
-) -> tuple[Any, openai.OpenAIError | None]:
-    response = recording.response
-    body = session.deserialize(recording, response.get("body"))
-    error = _rebuild_exception(recording, call) if response.get("is_exception") else None
-    return body, error
 
 
 def _event_stream_response(call: Call) -> httpx2.Response:
@@ -342,9 +310,7 @@ class ReplayStream(_ReplayedResponse, openai.Stream[Any]):
     """A replayed ``openai.Stream``: yields the recorded chunks, then any recorded error."""
 
     def __stream__(self) -> Iterator[Any]:
-        yield from self._items
-        if self._error is not None:
-            raise self._error
+        return replay_items(self._items, self._error)
 
     def close(self) -> None:
         if self._response is not None:
@@ -354,26 +320,49 @@ class ReplayStream(_ReplayedResponse, openai.Stream[Any]):
 class AsyncReplayStream(_ReplayedResponse, openai.AsyncStream[Any]):
     """A replayed ``openai.AsyncStream``: yields the recorded chunks, then any recorded error."""
 
-    async def __stream__(self) -> AsyncIterator[Any]:
-        for item in self._items:
-            yield item
-        if self._error is not None:
-            raise self._error
+    def __stream__(self) -> AsyncIterator[Any]:
+        return areplay_items(self._items, self._error)
 
     async def close(self) -> None:
         if self._response is not None:
             await self._response.aclose()
 
 
-def _replay(session: Session, recording: Recording, call: Call, *, is_async: bool) -> Any:
-    body, error = _replay_parts(session, recording, call)
-    if recording.response.get("is_streaming"):
-        items = body if isinstance(body, list) else []
-        stream_cls = AsyncReplayStream if is_async else ReplayStream
-        return stream_cls(items, error, call=call)
-    if error is not None:
-        raise error
-    return body
+class _OpenAIAdapter(SdkAdapter[Any]):
+    """``create`` of every resource: one object, or an ``openai.Stream`` of chunks."""
+
+    provider = PROVIDER
+    call_errors = stream_errors = (openai.OpenAIError,)
+
+    def builder(self) -> TypeBuilder:
+        return build
+
+    def rebuild_error(self, recording: Recording, call: Call) -> BaseException:
+        return _rebuild_exception(recording, call)
+
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, openai.Stream)
+
+    def is_async_stream(self, result: Any) -> bool:
+        return isinstance(result, openai.AsyncStream)
+
+    def close(self, result: Any) -> None:
+        result.close()
+
+    async def aclose(self, result: Any) -> None:
+        await result.close()
+
+    def stream(
+        self, call: Call, items: list[Any], error: BaseException | None, live: Any | None
+    ) -> Any:
+        stream_cls = AsyncReplayStream if self.is_async else ReplayStream
+        if live is None:
+            return stream_cls(items, error, call=call)
+        return stream_cls(items, error, response=live.response)
+
+
+_SYNC = _OpenAIAdapter(is_async=False)
+_ASYNC = _OpenAIAdapter(is_async=True)
 
 
 # -- the patched methods ----------------------------------------------------------------
@@ -385,42 +374,13 @@ def _sync_create(original: Callable[..., Any], endpoint: str) -> Callable[..., A
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         session = active_session()
-        if session is None or not _intercepts(session, args, kwargs):
+        if session is None or not _intercepts(args, kwargs):
             return original(self, *args, **kwargs)
         kwargs = _materialize(kwargs)
         call = _call(session, self, endpoint, kwargs)
-        found = session.lookup(call)
-        if found is not None:
-            return _replay(session, found, call, is_async=False)
-        if not session.records:
-            return original(self, *args, **kwargs)
-        with sdk_layer_call():
-            try:
-                result = original(self, **kwargs)
-            except openai.OpenAIError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-            if isinstance(result, openai.Stream):
-                return _drain_sync(session, call, result)
-        session.save(call, session.result_record(call, result))
-        return result
+        return replay_or_record(session, call, _SYNC, lambda: original(self, **kwargs))
 
     return create
-
-
-def _drain_sync(session: Session, call: Call, stream: openai.Stream[Any]) -> ReplayStream:
-    # Reading the whole stream now leaves a complete recording even if the test stops early.
-    chunks: list[Any] = []
-    error: openai.OpenAIError | None = None
-    try:
-        for chunk in stream:
-            chunks.append(chunk)
-    except openai.OpenAIError as exc:
-        error = exc
-    finally:
-        stream.close()
-    session.save(call, _stream_record(session, call, chunks, error))
-    return ReplayStream(chunks, error, response=stream.response)
 
 
 @functools.cache  # one wrapper per original: install() runs every session
@@ -429,43 +389,13 @@ def _async_create(original: Callable[..., Any], endpoint: str) -> Callable[..., 
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         session = active_session()
-        if session is None or not _intercepts(session, args, kwargs):
+        if session is None or not _intercepts(args, kwargs):
             return await original(self, *args, **kwargs)
         kwargs = _materialize(kwargs)
         call = _call(session, self, endpoint, kwargs)
-        found = session.lookup(call)
-        if found is not None:
-            return _replay(session, found, call, is_async=True)
-        if not session.records:
-            return await original(self, *args, **kwargs)
-        with sdk_layer_call():
-            try:
-                result = await original(self, **kwargs)
-            except openai.OpenAIError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-            if isinstance(result, openai.AsyncStream):
-                return await _drain_async(session, call, result)
-        session.save(call, session.result_record(call, result))
-        return result
+        return await areplay_or_record(session, call, _ASYNC, lambda: original(self, **kwargs))
 
     return create
-
-
-async def _drain_async(
-    session: Session, call: Call, stream: openai.AsyncStream[Any]
-) -> AsyncReplayStream:
-    chunks: list[Any] = []
-    error: openai.OpenAIError | None = None
-    try:
-        async for chunk in stream:
-            chunks.append(chunk)
-    except openai.OpenAIError as exc:
-        error = exc
-    finally:
-        await stream.close()
-    session.save(call, _stream_record(session, call, chunks, error))
-    return AsyncReplayStream(chunks, error, response=stream.response)
 
 
 # -- model lists ------------------------------------------------------------------------
@@ -487,11 +417,21 @@ def _async_page(resource: Any, models: list[Any]) -> AsyncPage[Model]:
     return page
 
 
-def _models_from(session: Session, recording: Recording, call: Call) -> list[Any]:
-    body, error = _replay_parts(session, recording, call)
-    if error is not None:
-        raise error
-    return list(body) if isinstance(body, list) else []
+class _ModelsAdapter(_OpenAIAdapter):
+    """``models.list()``: the models read live (every page), handed back as one page."""
+
+    def __init__(self, resource: Any, *, is_async: bool) -> None:
+        super().__init__(is_async=is_async)
+        self.resource = resource
+
+    def _page(self, models: list[Any]) -> Any:
+        return (_async_page if self.is_async else _sync_page)(self.resource, models)
+
+    def answer(self, value: Any) -> Any:
+        return self._page(list(value) if isinstance(value, list) else [])
+
+    def recorded(self, session: Session, call: Call, result: Any, path: Path) -> Any:
+        return self._page(result)
 
 
 @functools.cache  # one wrapper per original: install() runs every session
@@ -500,28 +440,18 @@ def _sync_list(original: Callable[..., Any]) -> Callable[..., Any]:
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         session = active_session()
-        if session is None or not _intercepts(session, args, kwargs):
+        if session is None or not _intercepts(args, kwargs):
             return original(self, *args, **kwargs)
         call = _call(session, self, _MODELS_ENDPOINT, kwargs)
-        found = session.lookup(call)
-        if found is not None:
-            return _sync_page(self, _models_from(session, found, call))
-        if not session.records:
-            return original(self, *args, **kwargs)
-        with sdk_layer_call():
-            try:
-                models = list(original(self, **kwargs))
-            except openai.OpenAIError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-        session.save(call, _models_record(session, call, models))
-        return _sync_page(self, models)
+        adapter = _ModelsAdapter(self, is_async=False)
+        # Every page is read inside the flow's marker, so the HTTP layer leaves them alone.
+        return replay_or_record(session, call, adapter, lambda: list(original(self, **kwargs)))
 
     return list_models
 
 
-def _models_record(session: Session, call: Call, models: list[Any]) -> dict[str, Any]:
-    return session.result_record(call, models)
+async def _collect(pages: Any) -> list[Any]:
+    return [model async for model in pages]
 
 
 class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
@@ -539,20 +469,11 @@ class _ReplayPaginator(AsyncPaginator[Any, AsyncPage[Model]]):
             page: AsyncPage[Model] = await original(resource, **kwargs)
             return page
         call = _call(session, resource, _MODELS_ENDPOINT, kwargs)
-        found = session.lookup(call)
-        if found is not None:
-            return _async_page(resource, _models_from(session, found, call))
-        if not session.records:
-            live: AsyncPage[Model] = await original(resource, **kwargs)
-            return live
-        with sdk_layer_call():
-            try:
-                models = [m async for m in original(resource, **kwargs)]
-            except openai.OpenAIError as exc:
-                session.save(call, _exception_record(session, call, exc, None))
-                raise
-        session.save(call, _models_record(session, call, models))
-        return _async_page(resource, models)
+        adapter = _ModelsAdapter(resource, is_async=True)
+        replayed: AsyncPage[Model] = await areplay_or_record(
+            session, call, adapter, lambda: _collect(original(resource, **kwargs))
+        )
+        return replayed
 
 
 @functools.cache  # one wrapper per original: install() runs every session
@@ -561,7 +482,7 @@ def _async_list(original: Callable[..., Any]) -> Callable[..., Any]:
     def list_models(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         session = active_session()
-        if session is None or not _intercepts(session, args, kwargs):
+        if session is None or not _intercepts(args, kwargs):
             return original(self, *args, **kwargs)
         return _ReplayPaginator(self, original, kwargs)
 

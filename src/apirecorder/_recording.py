@@ -1,0 +1,195 @@
+"""``recording()``: the composition of the engine with the interceptors, tools and policies.
+
+The engine (``_recorder``: the session; ``_flow``: the record/replay flow) knows nothing of
+what is patched. This module opens a session, installs the interceptors the first time a block
+opens (and removes them when the last one closes, unless the pytest plugin keeps them), patches
+the configured tools, applies the network policy, and hands the user a read-only
+:class:`Session` view.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import _recorder
+from ._hashing import BodyNormalizer
+from ._interceptors import install_all
+from ._modes import Mode
+from ._network import parse_hosts, session_guard
+from ._settings import DIR_ENV, HOSTS_UNDER_TEST_ENV, first_set, resolve_mode
+from ._storage import Storage
+from ._tools import ToolSpec, patch_tools
+
+__all__ = ["Session", "engine_of", "interceptors_kept", "recording"]
+
+
+@dataclass(frozen=True, eq=False)
+class Session:
+    """A ``recording()`` block as its user sees it: mode, where recordings live, and options."""
+
+    mode: Mode
+    #: Where recordings are read and written (``storage.root``; ``storage.used`` lists the
+    #: files this block read).
+    storage: Storage
+    ignore_hosts: tuple[str, ...]
+    hosts_under_test: tuple[str, ...]
+    allowed_types: tuple[str, ...]
+    #: The redaction and network options the block was opened with.
+    options: Mapping[str, Any]
+    #: Whether contexts with no block of their own (other threads) see this one.
+    process_wide: bool
+    _engine: _recorder.Session = field(repr=False)
+
+    @property
+    def storage_dir(self) -> Path:
+        """The folder of the flat layout, or the root of the co-located one."""
+        return self.storage.root
+
+
+def engine_of(view: Session) -> _recorder.Session:
+    """The engine session behind a view (for the pytest plugin and tests of the engine)."""
+    return view._engine
+
+
+@contextmanager
+def recording(
+    mode: Mode | str | None = None,
+    storage_dir: str | os.PathLike[str] | None = None,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    normalizers: Sequence[BodyNormalizer] = (),
+    ignore_hosts: str | Sequence[str] = (),
+    hosts_under_test: str | Sequence[str] = (),
+    allowed_types: str | Sequence[str] = (),
+    tools: Sequence[ToolSpec] = (),
+    process_wide: bool = False,
+    block_network: bool | None = None,
+    allow_hosts: str | Sequence[str] | None = None,
+    redact_headers: Sequence[str] | None = None,
+    redact_json_paths: Sequence[str] | None = None,
+    redact_patterns: Sequence[Any] | None = None,
+    secret_env_vars: Sequence[str] | None = None,
+) -> Iterator[Session]:
+    """Intercept every supported client inside the block, in ``mode``.
+
+    ``mode`` defaults to ``$APIRECORDER_MODE`` then ``"replay"``; ``storage_dir`` to
+    ``$APIRECORDER_DIR`` (flat layout), else recordings sit next to each test file under
+    ``root`` (default: the current folder). ``tools`` are functions to record as tool calls,
+    each ``"package.module:Class.method provider [name]"`` (see ``patch_tool``). The block is
+    seen by the thread or task that opens it (and the tasks it starts); with
+    ``process_wide=True`` also by every thread that has no block of its own, as a server
+    under test needs. The redaction and network options are described in docs/security.md.
+    """
+    resolved = resolve_mode(cli=mode)
+    directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
+    storage = (
+        Storage(Path(directory), flat=True)
+        if directory is not None
+        else Storage(Path(root) if root is not None else Path.cwd(), flat=False)
+    )
+    given = {
+        "allow_hosts": allow_hosts,
+        "block_network": block_network,
+        "redact_headers": redact_headers,
+        "redact_json_paths": redact_json_paths,
+        "redact_patterns": redact_patterns,
+        "secret_env_vars": secret_env_vars,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    engine = _recorder.Session(
+        mode=resolved,
+        storage=storage,
+        normalizers=tuple(normalizers),
+        ignore_hosts=parse_hosts(ignore_hosts),
+        hosts_under_test=parse_hosts(
+            [*_names(hosts_under_test), *os.environ.get(HOSTS_UNDER_TEST_ENV, "").split()]
+        ),
+        allowed_types=_names(allowed_types),
+        options=options,
+    )
+    view = Session(
+        mode=engine.mode,
+        storage=storage,
+        ignore_hosts=tuple(engine.ignore_hosts),
+        hosts_under_test=tuple(engine.hosts_under_test),
+        allowed_types=tuple(engine.allowed_types),
+        options=MappingProxyType(options),
+        process_wide=process_wide,
+        _engine=engine,
+    )
+    _open_block()
+    try:
+        with (
+            _recorder.activated(engine, process_wide=process_wide),
+            patch_tools(tools),
+            session_guard(engine),
+        ):
+            yield view
+    finally:
+        _close_block()
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    # A single name is a common slip for a one-item list; never split it into characters.
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+# -- the patches: installed once while any block is open (or kept) ---------------------------
+
+_state_lock = threading.RLock()
+_open_blocks = 0
+_patches: ExitStack | None = None
+_kept = False
+
+
+def _open_block() -> None:
+    global _patches, _open_blocks
+    with _state_lock:
+        if _patches is None:
+            stack = ExitStack()
+            try:
+                install_all(stack)
+            except BaseException:
+                stack.close()
+                raise
+            _patches = stack
+        _open_blocks += 1
+
+
+def _close_block() -> None:
+    global _open_blocks
+    with _state_lock:
+        _open_blocks -= 1
+        _uninstall_if_idle()
+
+
+def _uninstall_if_idle() -> None:
+    global _patches
+    if not _open_blocks and not _kept and _patches is not None:
+        stack, _patches = _patches, None
+        stack.close()
+
+
+@contextmanager
+def interceptors_kept() -> Iterator[None]:
+    """Leave the interceptors installed between ``recording()`` blocks inside this block.
+
+    The pytest plugin enters it once its first test records or replays, so the patches are
+    made once per run instead of once per test; between tests they pass every call through.
+    """
+    global _kept
+    with _state_lock:
+        already, _kept = _kept, True
+    try:
+        yield
+    finally:
+        with _state_lock:
+            _kept = already
+            _uninstall_if_idle()
