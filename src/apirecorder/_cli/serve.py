@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import importlib.util
 import ipaddress
+import os
 import queue
 import signal
 import subprocess
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME=URL",
         help=f"where record mode sends NAME's calls ({', '.join(DEFAULT_UPSTREAMS)}, http); "
-        "repeatable",
+        f"repeatable; also {UPSTREAM_ENV_PREFIX}<NAME>=URL in the environment",
     )
     parser.add_argument(
         "--allow-remote",
@@ -89,8 +90,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+#: ``APIRECORDER_UPSTREAM_OPENAI=URL`` and the like set an upstream as ``--upstream`` does.
+UPSTREAM_ENV_PREFIX = "APIRECORDER_UPSTREAM_"
+
+
 def _upstreams(values: list[str]) -> dict[str, str]:
     upstreams = dict(DEFAULT_UPSTREAMS)
+    for name, url in os.environ.items():
+        if name.startswith(UPSTREAM_ENV_PREFIX) and url:
+            upstreams[name[len(UPSTREAM_ENV_PREFIX) :].lower()] = url
     for value in values:
         name, sep, url = value.partition("=")
         if not sep or not name or not url.startswith(("http://", "https://")):
