@@ -171,8 +171,30 @@ def _ollama_calls(host: str) -> dict[str, Any]:
     }
 
 
+def _gemini_calls(base_url: str) -> dict[str, Any]:
+    from google import genai
+    from google.genai import errors, types
+
+    options = types.HttpOptions(base_url=base_url, headers={"X-Apirecorder-Test-Id": TEST_ID})
+    client = genai.Client(api_key="AIza-from-the-client", http_options=options)
+    answer = client.models.generate_content(model="gemini-2.0-flash", contents="Name a planet")
+    pieces = [
+        chunk.text
+        for chunk in client.models.generate_content_stream(
+            model="gemini-2.0-flash", contents="one two"
+        )
+    ]
+    try:
+        client.models.generate_content(model="gemini-2.0-flash", contents="TRIGGER_400")
+        error: Any = "no error"
+    except errors.ClientError as exc:
+        error = {"code": exc.code, "status": exc.status}
+    return {"text": answer.text, "pieces": pieces, "error": error}
+
+
 @pytest.mark.parametrize(
-    ("provider", "calls"), [("anthropic", _anthropic_calls), ("ollama", _ollama_calls)]
+    ("provider", "calls"),
+    [("anthropic", _anthropic_calls), ("ollama", _ollama_calls), ("gemini", _gemini_calls)],
 )
 def test_other_providers_record_and_replay_through_the_server(
     provider: str, calls: Any, upstream: Upstream, tmp_path: Path

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import inspect
 import json
+import re
 import struct
 import sys
 import threading
@@ -62,6 +63,7 @@ _HOP_BY_HOP = frozenset(
         "host",
     }
 )
+_GEMINI_METHOD = re.compile(r"/models/[^/]+:[A-Za-z]+\Z")
 #: The test id travels in this header, or as a path prefix ``/t/<url-encoded test id>/``.
 _TEST_PREFIX = "/t/"
 
@@ -283,7 +285,8 @@ def _provider_of(path: str) -> str:
         return "anthropic"
     if path.startswith("/api/"):
         return "ollama"
-    if path.startswith(("/v1beta/", "/v1alpha/", "/upload/v1beta/")) or ":generateContent" in path:
+    # Gemini names the method after the model: /v1/models/gemini-2.0-flash:generateContent.
+    if path.startswith(("/v1beta/", "/v1alpha/", "/upload/v1beta/")) or _GEMINI_METHOD.search(path):
         return "gemini"
     return "http"
 
