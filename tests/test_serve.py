@@ -61,7 +61,7 @@ def python_chat(base_url: str) -> dict[str, Any]:
     return {"content": answer.choices[0].message.content, "stream": deltas, "error": error}
 
 
-SCENARIOS = ("chat", "stream", "error", "embeddings")
+SCENARIOS = ("chat", "stream", "error", "embeddings", "responses")
 
 
 def _without_ids(seen: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +78,9 @@ def test_node_records_then_replays_through_the_server(upstream: Upstream, tmp_pa
     assert "".join(live["stream"]) == "Echo: one two three"
     assert live["error"]["status"] == 400 and live["error"]["name"] == "BadRequestError"
     recorded = sorted(tmp_path.glob("*.json"))
-    assert len(recorded) == 4
+    assert len(recorded) == 6
+    assert live["responses"]["text"] == "Echo: Say hi"
+    assert live["responses"]["kinds"][0] == "response.created"
     assert {json.loads(p.read_text())["test_id"] for p in recorded} == {TEST_ID}
     upstream.stop()
 

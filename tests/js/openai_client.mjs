@@ -34,6 +34,13 @@ const run = {
       return { name: error.constructor.name, status: error.status, message: error.message };
     }
   },
+  async responses() {
+    const answer = await client.responses.create({ model: "gpt-4o", input: "Say hi" });
+    const stream = await client.responses.create({ model: "gpt-4o", input: "Say hi", stream: true });
+    const kinds = [];
+    for await (const event of stream) kinds.push(event.type);
+    return { text: answer.output_text, kinds };
+  },
   async miss() {
     try {
       await client.chat.completions.create({ model: "gpt-4o", messages: user("never recorded") });
