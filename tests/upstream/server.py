@@ -179,6 +179,7 @@ def _compile(path: str) -> re.Pattern[str]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # a burst of clients (load tests) is queued, not refused
     block_on_close = False  # stop() waits for handlers itself, with a time limit
 
     def __init__(self, address: tuple[str, int], upstream: Upstream) -> None:

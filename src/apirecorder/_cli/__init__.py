@@ -19,15 +19,14 @@ __all__ = ["build_parser", "main"]
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     *("ls", "show", "stats", "verify", "rehash", "diff", "normalize", "explain", "prune"),
-    "scan",
-    "rekey",
+    *("scan", "rekey", "serve"),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apirecorder",
-        description="Inspect and maintain API recordings made by apirecorder.",
+        description="Inspect and maintain API recordings; serve them over HTTP.",
         epilog="Exit codes: 0 success, 1 problems found, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"apirecorder {__version__}")
