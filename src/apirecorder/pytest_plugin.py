@@ -16,9 +16,12 @@ import sys
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from ._cli.serve import ServerHandle
 
 from ._context import test_context
 from ._ledger import (
@@ -54,7 +57,7 @@ __all__ = ["ApiRecorderPlugin"]
 MARKER = "apirecorder"
 CONFIG_FIXTURE = "apirecorder_config"
 #: The plugin's own fixtures: never wrapped in a recording block themselves.
-OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "_apirecorder_autouse"})
+OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "_apirecorder_autouse", "apirecorder_server"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -493,6 +496,31 @@ class ApiRecorderPlugin:
             terminalreporter.write_sep("=", "apirecorder: unused recordings")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def apirecorder_server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    """One ``apirecorder serve`` for the test session, in the run's mode and folder.
+
+    For a test that drives a program in another language: point its client at
+    ``apirecorder_server.url`` (with the ``X-Apirecorder-Test-Id`` header) or at
+    ``apirecorder_server.base_url(test_id)``. Record mode forwards to the providers (or to
+    ``APIRECORDER_UPSTREAM_<NAME>`` from the environment). Stopped when the session ends.
+    """
+    from ._cli.serve import serve_process  # a subprocess and its plumbing: only when asked
+
+    plugin = request.config.pluginmanager.get_plugin("apirecorder-plugin")
+    assert isinstance(plugin, ApiRecorderPlugin)
+    mode, directory, _options = plugin.settings_for(request.session, None)
+    if mode is Mode.LIVE:
+        pytest.fail(
+            "apirecorder_server has no live mode: point the program at the provider itself, "
+            "or run with --apirecorder-mode=record",
+            pytrace=False,
+        )
+    args = ["--mode", mode.value, *(["--dir", str(directory)] if directory else [])]
+    with serve_process(*args, cwd=plugin.rootdir) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
