@@ -39,10 +39,11 @@ def test_readme_starts_with_the_two_commands() -> None:
     lines = commands.group(1).strip().splitlines()
     assert lines == [
         'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/pytest examples',
-        ".venv/bin/pytest -n 2 tests examples",
+        "npm ci --prefix tests/js && .venv/bin/pytest -n 2 tests examples",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[test]"' in ci
+    assert "npm ci --prefix tests/js" in ci
     assert ".venv/bin/python -m pytest -n 2 tests examples" in ci
 
 
