@@ -26,13 +26,13 @@ __all__ = [
     "decode_body",
     "default_response_headers",
     "encode_body",
-    "is_sse_lines",
-    "sse_as_events",
-    "sse_as_lines",
     "header_pairs",
     "is_json_type",
+    "is_sse_lines",
     "media_type",
     "recorded_response_headers",
+    "sse_as_events",
+    "sse_as_lines",
 ]
 
 #: The recorded forms of a response body.
