@@ -22,10 +22,12 @@ __all__ = [
     "HOSTS_UNDER_TEST_ENV",
     "IGNORE_HOSTS_ENV",
     "MODE_ENV",
+    "SHARED_DIR_ENV",
     "debug_enabled",
     "first_set",
     "record_command",
     "resolve_mode",
+    "resolve_shared_dir",
     "resolve_storage_dir",
 ]
 
@@ -35,6 +37,8 @@ DEBUG_ENV = "APIRECORDER_DEBUG"
 #: Hosts of servers under test, comma or space separated (added to ``hosts_under_test``).
 HOSTS_UNDER_TEST_ENV = "APIRECORDER_HOSTS_UNDER_TEST"
 IGNORE_HOSTS_ENV = "APIRECORDER_IGNORE_HOSTS"
+#: The folder for calls made with no test id (session set-up), shareable with the reference.
+SHARED_DIR_ENV = "APIRECORDER_SHARED_DIR"
 
 T = TypeVar("T")
 
@@ -82,6 +86,27 @@ def resolve_storage_dir(
         if relative:
             return (root / Path(relative)) if root is not None else Path(relative)
     from_env = env.get(DIR_ENV)
+    return Path(from_env).resolve() if from_env else None
+
+
+def resolve_shared_dir(
+    *,
+    given: str | os.PathLike[str] | None = None,
+    ini: str | os.PathLike[str] | None = None,
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path | None:
+    """The folder for calls with no test id, or None for the layout's own.
+
+    ``given`` (a ``recording()`` argument) and the environment are relative to the current
+    folder, the ini file to ``root``, as for the storage folder.
+    """
+    env = os.environ if environ is None else environ
+    if given:
+        return Path(given).resolve()
+    if ini:
+        return (root / Path(ini)) if root is not None else Path(ini)
+    from_env = env.get(SHARED_DIR_ENV)
     return Path(from_env).resolve() if from_env else None
 
 

@@ -26,7 +26,7 @@ from ._ledger import (
 )
 from ._modes import Mode
 from ._recording import Session, interceptors_kept, recording
-from ._settings import resolve_mode, resolve_storage_dir
+from ._settings import resolve_mode, resolve_shared_dir, resolve_storage_dir
 
 __all__ = ["ApiRecorderPlugin"]
 
@@ -56,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "apirecorder_dir",
         "Folder for all recordings, relative to the rootdir (see --apirecorder-dir).",
+        default=None,
+    )
+    parser.addini(
+        "apirecorder_shared_dir",
+        "Folder for calls with no test id (session set-up), relative to the rootdir.",
         default=None,
     )
     parser.addini(
@@ -128,6 +133,15 @@ class ApiRecorderPlugin:
             ini=self.config.getini("apirecorder_dir") or None,
             root=self.root,
         )
+        # Marker and ini relative to the rootdir, the environment to the current folder.
+        shared = resolve_shared_dir(
+            ini=marker_kwargs.pop("shared_dir", None)
+            or self.config.getini("apirecorder_shared_dir")
+            or None,
+            root=self.root,
+        )
+        if shared is not None:
+            marker_kwargs["shared_dir"] = shared
         for key in ("hosts_under_test", "ignore_hosts"):
             hosts = self.config.getini(f"apirecorder_{key}")
             if hosts:
