@@ -16,23 +16,25 @@ from . import _hashing
 from ._hashing import BodyNormalizer
 from ._types import Call
 
-__all__ = ["plain_transport_kwargs", "transport_hashes"]
+__all__ = ["is_plain_json", "plain_transport_kwargs", "transport_hashes"]
 
 
-def _is_plain(value: Any) -> bool:
+def is_plain_json(value: Any) -> bool:
+    """True for a value JSON writes as it is: None, str, bool, numbers, lists and str-keyed
+    objects of those."""
     if value is None or isinstance(value, str | bool | int | float):
         return True
     if isinstance(value, list | tuple):
-        return all(_is_plain(item) for item in value)
+        return all(is_plain_json(item) for item in value)
     if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+        return all(isinstance(k, str) and is_plain_json(v) for k, v in value.items())
     return False
 
 
 def plain_transport_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The transport arguments the reference could have hashed: those JSON can write (an
     ``httpx.Timeout`` object made the reference's ``json.dumps`` raise, so no file has it)."""
-    return {key: value for key, value in kwargs.items() if _is_plain(value)}
+    return {key: value for key, value in kwargs.items() if is_plain_json(value)}
 
 
 def transport_hashes(
