@@ -4,6 +4,7 @@ chunk per event, the reference's own files read, and redaction that still reache
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,19 @@ def test_a_json_path_reaches_into_each_events_data(tmp_path: Path) -> None:
     assert "alice" not in json.dumps(response) and "bob" not in json.dumps(response)
     data = [json.loads(line[6:]) for line in response["body"] if line.startswith("data: ")]
     assert data == [{"user": PLACEHOLDER, "text": "hi"}, {"user": PLACEHOLDER, "text": "there"}]
+
+
+@apirecorder.tool("text")
+def _pieces(n: int) -> Iterator[str]:
+    yield from ["one\ntwo", "three\r\nfour"][:n]
+
+
+def test_a_tool_stream_of_strings_is_not_taken_for_event_lines(tmp_path: Path) -> None:
+    # Like the reference's raw-HTTP stream it is a list of strings with no body_format; only
+    # the HTTP layer reads such a list as lines.
+    with apirecorder.recording("record", tmp_path), apirecorder.test_context("t.py::t"):
+        assert list(_pieces(2)) == ["one\ntwo", "three\r\nfour"]
+    [path] = tmp_path.glob("*.json")
+    assert json.loads(path.read_text())["response"]["body"] == ["one\ntwo", "three\r\nfour"]
+    with apirecorder.recording("replay", tmp_path), apirecorder.test_context("t.py::t"):
+        assert list(_pieces(2)) == ["one\ntwo", "three\r\nfour"]

@@ -303,13 +303,22 @@ def _encode_sse_lines(text: str) -> dict[str, Any] | None:
 
 
 def is_sse_lines(response: Mapping[str, Any]) -> bool:
-    """True for a stream recorded as text lines: apirecorder's ``sse_lines`` form, or the
-    reference recorder's file (no ``body_format``, a streamed list of strings)."""
-    if response.get("body_format", "sse_lines") != "sse_lines":
-        return False
+    """True for an event stream apirecorder wrote as text lines (``body_format: sse_lines``)."""
     body = response.get("body")
     return (
-        bool(response.get("is_streaming"))
+        response.get("body_format") == "sse_lines"
+        and isinstance(body, list)
+        and all(isinstance(line, str) for line in body)
+    )
+
+
+def _is_reference_stream(response: Mapping[str, Any]) -> bool:
+    # The reference recorder writes a raw-HTTP stream as a list of lines with no body_format.
+    # Only the HTTP layer may read it so: an SDK or tool stream of strings looks the same.
+    body = response.get("body")
+    return (
+        "body_format" not in response
+        and bool(response.get("is_streaming"))
         and isinstance(body, list)
         and all(isinstance(line, str) for line in body)
     )
@@ -367,7 +376,7 @@ _SSE_FORM_KEYS = frozenset(
 def default_response_headers(response: Mapping[str, Any]) -> dict[str, str] | None:
     """The headers of a response recorded without any: a line-list stream is an event stream
     (the reference recorder writes neither status nor headers for one)."""
-    return {"content-type": "text/event-stream"} if is_sse_lines(response) else None
+    return {"content-type": "text/event-stream"} if _is_reference_stream(response) else None
 
 
 # -- decoding recorded bodies ---------------------------------------------------------------
@@ -378,8 +387,9 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
 
     An event stream is one chunk per event, NDJSON one per line, anything else one chunk.
     """
-    # The reference recorder writes a stream as a list of lines with no body_format.
-    body_format = response.get("body_format") or ("sse_lines" if is_sse_lines(response) else "json")
+    body_format = response.get("body_format") or (
+        "sse_lines" if _is_reference_stream(response) else "json"
+    )
     body = response.get("body")
     layout = str(response.get("json_layout") or _DEFAULT_LAYOUT)
     try:
