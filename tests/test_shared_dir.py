@@ -60,7 +60,7 @@ def test_a_call_with_no_test_id_is_written_to_and_replayed_from_it(
         assert chat() == live
 
 
-def test_the_ini_key_is_relative_to_the_rootdir(
+def test_the_ini_key_and_the_marker_are_relative_to_the_rootdir(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SHARED_DIR_ENV, "/from/the/environment")  # the ini file wins
@@ -68,11 +68,23 @@ def test_the_ini_key_is_relative_to_the_rootdir(
     (pytester.path / "sub").mkdir()
     pytester.makepyfile(
         test_where="""
+        import pytest
+
         def test_where(apirecorder):
             print("SHARED", apirecorder.storage.shared_dir)
+
+        @pytest.mark.apirecorder(shared_dir="from_marker")
+        def test_marker():
+            import apirecorder._recorder as engine
+            print("MARKED", engine.active_session().storage.shared_dir)
         """
     )
     monkeypatch.chdir(pytester.path / "sub")
     result = pytester.runpytest(str(pytester.path), "-s", "-p", "no:hypothesispytest")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"*SHARED {pytester.path / REFERENCE_SHARED}"])
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"*SHARED {pytester.path / REFERENCE_SHARED}",
+            f"*MARKED {pytester.path / 'from_marker'}",  # the marker's, also rootdir-relative
+        ]
+    )
