@@ -18,6 +18,7 @@ import pytest
 from anthropic.types import Message
 
 import apirecorder
+from apirecorder._httpbody import sse_as_events
 from tests.upstream import Upstream
 
 TEST_ID = "tests/test_anthropic.py::test_case"
@@ -115,7 +116,9 @@ def test_create_streaming_replays_every_event_in_order(upstream: Upstream, tmp_p
     assert text == "Echo: stream me please"
 
 
-def test_stream_recording_holds_events_as_json_objects(upstream: Upstream, tmp_path: Path) -> None:
+def test_stream_recording_holds_its_lines_and_reads_as_events(
+    upstream: Upstream, tmp_path: Path
+) -> None:
     with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
         for _ in client(upstream.url).messages.create(
             model=MODEL, max_tokens=100, messages=user("readable"), stream=True
@@ -123,8 +126,10 @@ def test_stream_recording_holds_events_as_json_objects(upstream: Upstream, tmp_p
             pass
     (recording,) = recordings(tmp_path)
     response = recording["response"]
-    assert response["body_format"] == "sse"
-    events = response["body"]
+    # The reference recorder's line form (docs/http.md); its events still parse as JSON objects.
+    assert response["body_format"] == "sse_lines"
+    assert all(isinstance(line, str) for line in response["body"])
+    events = sse_as_events(response)["body"]
     assert [event["event"] for event in events][:2] == ["message_start", "content_block_start"]
     for event in events:
         assert isinstance(event["data"], dict), event  # an object, not an escaped string

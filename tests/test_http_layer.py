@@ -24,6 +24,7 @@ import pytest
 import requests
 
 import apirecorder
+from apirecorder._httpbody import sse_as_events
 from tests.upstream import Request, Response, Upstream, sse_event
 from tests.upstream.misc_api import BINARY, JSON_BODY, NDJSON_LINES, SSE_EVENTS, TEXT
 from tests.upstream.server import dumps
@@ -202,19 +203,31 @@ def test_json_recording_is_readable(upstream: Upstream, tmp_path: Path) -> None:
     assert response["is_streaming"] is False
 
 
-def test_event_stream_recording_is_a_list_of_events(upstream: Upstream, tmp_path: Path) -> None:
+def test_event_stream_recording_is_its_lines(upstream: Upstream, tmp_path: Path) -> None:
+    # The reference recorder's form (docs/http.md): each recorder replays the other's streams.
     with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
         httpx.get(upstream.url + "/misc/sse")
     response = only_recording(tmp_path)["response"]
-    assert response["body_format"] == "sse"
+    assert response["body_format"] == "sse_lines"
     assert response["is_streaming"] is True
     assert response["body"] == [
-        {"event": "start", "data": {"n": 0, "text": "start"}},
-        {"data": {"n": 1, "text": "hello"}},
-        {"data": "plain text, not JSON"},
-        {"event": "update", "id": "4", "data": "multi\nline"},
-        {"event": "done", "data": "[DONE]"},
+        "event: start",
+        'data: {"n":0,"text":"start"}',
+        "",
+        'data: {"n":1,"text":"hello"}',
+        "",
+        "data: plain text, not JSON",
+        "",
+        "event: update",
+        "id: 4",
+        "data: multi",
+        "data: line",
+        "",
+        "event: done",
+        "data: [DONE]",
+        "",
     ]
+    assert "sse_line_ending" not in response and "sse_final_newline" not in response
 
 
 def test_ndjson_text_and_binary_recordings(upstream: Upstream, tmp_path: Path) -> None:
@@ -389,7 +402,7 @@ def test_openai_event_stream_through_plain_httpx(upstream: Upstream, tmp_path: P
 
     assert (text(replayed[0]), text(replayed[1])) == ("Echo: Saturn", "Echo: Jupiter")
     for recording in recordings(tmp_path):
-        events = recording["response"]["body"]
+        events = sse_as_events(recording["response"])["body"]
         assert all(isinstance(event["data"], dict) for event in events[:-1])
         assert events[-1] == {"data": "[DONE]"}
 
@@ -447,7 +460,7 @@ def test_stream_cut_midway_replays_its_events_then_the_error(
     assert replayed[1] == expected_error
     response = only_recording(tmp_path)["response"]
     assert response["is_exception"] is True
-    assert [event["data"] for event in response["body"]] == [{"n": 1}, {"n": 2}]
+    assert [event["data"] for event in sse_as_events(response)["body"]] == [{"n": 1}, {"n": 2}]
 
 
 # -- redirects: every hop is an exchange of its own ------------------------------------------

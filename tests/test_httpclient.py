@@ -57,7 +57,7 @@ def test_a_streamed_body_read_line_by_line(upstream: Upstream, tmp_path: Path) -
     assert replayed == recorded
     assert len(recorded) > 3
     (only,) = recordings(tmp_path)
-    assert only["response"]["body_format"] == "sse"
+    assert only["response"]["body_format"] == "sse_lines"
 
 
 def test_an_error_status_is_urllibs_http_error(upstream: Upstream, tmp_path: Path) -> None:

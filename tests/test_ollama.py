@@ -346,7 +346,8 @@ def test_errors_are_stored_as_the_design_says(
             "category": "provider_sdk",
             "provider": "ollama",
             "type": "ResponseError",
-            "message": f"model '{MISSING_MODEL}' not found (status code: 404)",
+            # .error, as the reference writes it: it rebuilds ResponseError(error=message).
+            "message": f"model '{MISSING_MODEL}' not found",
             "status_code": 404,
             "body": {"error": f"model '{MISSING_MODEL}' not found"},
         },

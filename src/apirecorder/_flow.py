@@ -264,6 +264,11 @@ class SdkAdapter(Adapter[R]):
         """The status code and body recorded for ``exc``."""
         return getattr(exc, "status_code", None), getattr(exc, "body", None)
 
+    def error_message(self, exc: BaseException) -> str:
+        """The ``exception_data.message`` recorded for ``exc`` (what the reference rebuilds
+        the error from); ``exception_message`` is always ``str(exc)``."""
+        return str(exc)
+
     def stream(
         self, call: Call, items: list[Any], error: BaseException | None, live: R | None
     ) -> Any:
@@ -316,7 +321,7 @@ class SdkAdapter(Adapter[R]):
                 "category": "provider_sdk",
                 "provider": self.provider,
                 "type": type(exc).__name__,
-                "message": str(exc),
+                "message": self.error_message(exc),
                 "status_code": status_code,
                 "body": body,
             },

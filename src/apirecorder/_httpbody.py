@@ -1,7 +1,8 @@
 """Raw HTTP bodies and headers in readable recorded form, and back to the exact bytes.
 
 Knows no client library and no session. A body is recorded as JSON when it is JSON, as a list
-of events for server-sent events, as a list of objects for NDJSON, as text when it is text, and
+of lines for server-sent events (the reference recorder's own form, so each recorder replays
+the other's streams), as a list of objects for NDJSON, as text when it is text, and
 as base64 only when it is truly binary; every form turns back into the exact bytes that came
 over the wire (a JSON body remembers its layout, and anything that would not round-trip falls
 back to a form that does). The record/replay steps of the HTTP layer are in ``_httpexchange``.
@@ -23,15 +24,19 @@ __all__ = [
     "BODY_FORMATS",
     "CONNECTION_HEADERS",
     "decode_body",
+    "default_response_headers",
     "encode_body",
     "header_pairs",
     "is_json_type",
+    "is_sse_lines",
     "media_type",
     "recorded_response_headers",
+    "sse_as_events",
+    "sse_as_lines",
 ]
 
 #: The recorded forms of a response body.
-BODY_FORMATS = ("json", "sse", "ndjson", "text", "base64", "eventstream")
+BODY_FORMATS = ("json", "sse_lines", "sse", "ndjson", "text", "base64", "eventstream")
 
 
 def media_type(content_type: str | None) -> str:
@@ -256,6 +261,11 @@ def _event_text(event: Mapping[str, Any], newline: str, layout: str | None) -> s
 
 
 def _encode_sse(text: str) -> dict[str, Any]:
+    return _encode_sse_lines(text) or _encode_sse_events(text)
+
+
+def _encode_sse_events(text: str) -> dict[str, Any]:
+    """The stream as a list of events: the form of streams whose lines end in mixed ways."""
     newline = _line_ending(text)
     events: list[dict[str, Any]] = []
     layout: str | None = None
@@ -268,6 +278,107 @@ def _encode_sse(text: str) -> dict[str, Any]:
     return encoded
 
 
+def _encode_sse_lines(text: str) -> dict[str, Any] | None:
+    """The stream as its text lines, without line endings, or None when its lines end in
+    more than one way (one ending is stored for all).
+
+    This is the reference recorder's form (its replay hands each item to a reader of lines);
+    the keys it does not read (``body_format``, ``sse_line_ending``, ``sse_final_newline``)
+    keep the exact bytes.
+    """
+    newline = _line_ending(text)
+    rest = text.replace(newline, "")
+    if "\r" in rest or "\n" in rest:
+        return None
+    lines = text.split(newline)
+    final_newline = lines[-1] == ""
+    if final_newline:
+        lines.pop()
+    encoded = _encoded("sse_lines", lines, streaming=True)
+    if newline != "\n":
+        encoded["sse_line_ending"] = newline
+    if not final_newline:
+        encoded["sse_final_newline"] = False
+    return encoded
+
+
+def is_sse_lines(response: Mapping[str, Any]) -> bool:
+    """True for an event stream apirecorder wrote as text lines (``body_format: sse_lines``)."""
+    body = response.get("body")
+    return (
+        response.get("body_format") == "sse_lines"
+        and isinstance(body, list)
+        and all(isinstance(line, str) for line in body)
+    )
+
+
+def _is_reference_stream(response: Mapping[str, Any]) -> bool:
+    # The reference recorder writes a raw-HTTP stream as a list of lines with no body_format.
+    # Only the HTTP layer may read it so: an SDK or tool stream of strings looks the same.
+    body = response.get("body")
+    return (
+        "body_format" not in response
+        and bool(response.get("is_streaming"))
+        and isinstance(body, list)
+        and all(isinstance(line, str) for line in body)
+    )
+
+
+def _sse_lines_text(response: Mapping[str, Any]) -> str:
+    lines = _list_body(response.get("body"), None, "sse_lines")
+    if not lines:
+        return ""
+    newline = str(response.get("sse_line_ending") or "\n")
+    final = newline if response.get("sse_final_newline", True) else ""
+    return newline.join(str(line) for line in lines) + final
+
+
+def _sse_line_chunks(response: Mapping[str, Any], source: Path | str | None) -> list[bytes]:
+    lines = _list_body(response.get("body"), source, "sse_lines")
+    if not all(isinstance(line, str) for line in lines):
+        raise ValueError("each line of a server-sent event stream must be a string")
+    newline = str(response.get("sse_line_ending") or "\n")
+    chunks: list[bytes] = []
+    current: list[str] = []
+    for index, line in enumerate(lines):
+        last = index == len(lines) - 1
+        ending = "" if last and response.get("sse_final_newline") is False else newline
+        current.append(line + ending)
+        if line == "":  # a blank line ends an event: one chunk per event, as it came
+            chunks.append("".join(current).encode("utf-8"))
+            current = []
+    if current:
+        chunks.append("".join(current).encode("utf-8"))
+    return chunks
+
+
+def sse_as_events(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A line-list stream response in the event form, whose ``data`` is JSON to walk (for
+    redaction by JSON path and across chunks); :func:`sse_as_lines` turns it back."""
+    out = {k: v for k, v in response.items() if k not in _SSE_FORM_KEYS}
+    out.update(_encode_sse_events(_sse_lines_text(response)))
+    return out
+
+
+def sse_as_lines(response: Mapping[str, Any]) -> dict[str, Any]:
+    """An event-form stream response back in the line form it was recorded in."""
+    text = b"".join(decode_body(response)).decode("utf-8")
+    out = {k: v for k, v in response.items() if k not in _SSE_FORM_KEYS}
+    out.update(_encode_sse_lines(text) or _encode_sse_events(text))
+    return out
+
+
+_SSE_FORM_KEYS = frozenset(
+    {"body_format", "body", "json_layout", "is_streaming", "sse_line_ending", "sse_final_newline"}
+)
+
+
+def default_response_headers(response: Mapping[str, Any]) -> dict[str, str] | None:
+    """The headers of a response recorded without any: a line-list stream is an event stream
+    (the reference recorder writes neither status nor headers for one)."""
+    return {"content-type": "text/event-stream"} if _is_reference_stream(response) else None
+
+
 # -- decoding recorded bodies ---------------------------------------------------------------
 
 
@@ -276,7 +387,9 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
 
     An event stream is one chunk per event, NDJSON one per line, anything else one chunk.
     """
-    body_format = response.get("body_format", "json")
+    body_format = response.get("body_format") or (
+        "sse_lines" if _is_reference_stream(response) else "json"
+    )
     body = response.get("body")
     layout = str(response.get("json_layout") or _DEFAULT_LAYOUT)
     try:
@@ -289,6 +402,8 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
         if body_format == "ndjson":
             items = _list_body(body, source, body_format)
             return [(dumps_layout(item, layout) + "\n").encode("utf-8") for item in items]
+        if body_format == "sse_lines":
+            return _sse_line_chunks(response, source)
         if body_format == "sse":
             newline = str(response.get("sse_line_ending") or "\n")
             events = _list_body(body, source, body_format)

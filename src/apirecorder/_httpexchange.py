@@ -27,6 +27,7 @@ from ._flow import Adapter, R
 from ._httpbody import (
     CONNECTION_HEADERS,
     decode_body,
+    default_response_headers,
     encode_body,
     header_pairs,
     is_json_type,
@@ -302,7 +303,8 @@ def replayed_response(
     response: Mapping[str, Any], source: Path | str | None = None, *, method: str = "GET"
 ) -> ReplayedResponse:
     """Rebuild a recorded response: the same status, headers and bytes, chunk by chunk."""
-    status = response.get("status")
+    # The reference recorder writes no status for a stream, and replays it as 200.
+    status = response.get("status", 200)
     if not isinstance(status, int) or isinstance(status, bool):
         raise RecordingFormatError(
             source,
@@ -315,7 +317,9 @@ def replayed_response(
     # A redacted cookie is no cookie: replaying "Set-Cookie: <redacted>" would plant garbage.
     headers = [
         (name, value)
-        for name, value in header_pairs(response.get("headers"), source)
+        for name, value in header_pairs(
+            response.get("headers", default_response_headers(response)), source
+        )
         if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
     ]
     size = sum(len(chunk) for chunk in chunks)

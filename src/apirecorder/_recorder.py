@@ -16,7 +16,7 @@ import copy
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from ._storage import (
     model_ids,
     recording_file_name,
 )
+from ._transportkw import plain_transport_kwargs, transport_hashes
 from ._types import Call, RecordData, ResponseRecord
 
 __all__ = [
@@ -88,6 +89,7 @@ class Session:
         body: dict[str, Any],
         method: str = "POST",
         label: str | None = None,
+        transport: Mapping[str, Any] | None = None,
     ) -> Call:
         """Describe an SDK inference call; ``label`` overrides the recorded endpoint name.
 
@@ -116,6 +118,7 @@ class Session:
             endpoint=logical,
             model=model_name,
             is_model_list=logical in _hashing.MODEL_LIST_ENDPOINTS,
+            transport=plain_transport_kwargs(transport or {}),
         )
         if self.debug:
             self._debug_call(call)
@@ -206,6 +209,12 @@ class Session:
                 )
                 if previous != call.request_hash:
                     found = self._find(call, previous)
+            if found is None and call.transport:
+                # The reference recorder hashed timeout= and extra_headers= too: its name.
+                for candidate in transport_hashes(call, call.transport, self.normalizers):
+                    found = self._find(call, candidate)
+                    if found is not None:
+                        break
         except RecordingFormatError as exc:
             # What is wrong and the command that writes the file anew; the parser's frames
             # and chained errors would only hide that.

@@ -23,7 +23,13 @@ from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
 from ._network import parse_hosts, session_guard
-from ._settings import DIR_ENV, HOSTS_UNDER_TEST_ENV, first_set, resolve_mode
+from ._settings import (
+    DIR_ENV,
+    HOSTS_UNDER_TEST_ENV,
+    first_set,
+    resolve_mode,
+    resolve_shared_dir,
+)
 from ._storage import Storage
 from ._tools import ToolSpec, patch_tools
 
@@ -64,6 +70,7 @@ def recording(
     storage_dir: str | os.PathLike[str] | None = None,
     *,
     root: str | os.PathLike[str] | None = None,
+    shared_dir: str | os.PathLike[str] | None = None,
     normalizers: Sequence[BodyNormalizer] = (),
     ignore_hosts: str | Sequence[str] = (),
     hosts_under_test: str | Sequence[str] = (),
@@ -82,20 +89,22 @@ def recording(
 
     ``mode`` defaults to ``$APIRECORDER_MODE`` then ``"replay"``; ``storage_dir`` to
     ``$APIRECORDER_DIR`` (flat layout), else recordings sit next to each test file under
-    ``root`` (default: the current folder). ``tools`` are functions to record as tool calls,
-    each ``"package.module:Class.method provider [name]"`` (see ``patch_tool``). The block is
-    seen by the thread or task that opens it (and the tasks it starts); with
-    ``process_wide=True`` also by every thread that has no block of its own, as a server
-    under test needs. The redaction and network options are described in docs/security.md.
-    ``before_record_response`` gets each response as it will be written (a JSON dict) and
-    returns it edited; the test still gets the response as received.
+    ``root`` (default: the current folder). Calls with no test id go to ``shared_dir``
+    (default ``$APIRECORDER_SHARED_DIR``), else to the layout's own shared folder. ``tools``
+    are functions to record as tool calls, each ``"package.module:Class.method provider
+    [name]"`` (see ``patch_tool``). The block is seen by the thread or task that opens it (and
+    the tasks it starts); with ``process_wide=True`` also by every thread that has no block of
+    its own, as a server under test needs. The redaction and network options are described in
+    docs/security.md. ``before_record_response`` gets each response as it will be written (a
+    JSON dict) and returns it edited; the test still gets the response as received.
     """
     resolved = resolve_mode(cli=mode)
     directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
+    shared = resolve_shared_dir(given=shared_dir)
     storage = (
-        Storage(Path(directory), flat=True)
+        Storage(Path(directory), flat=True, shared=shared)
         if directory is not None
-        else Storage(Path(root) if root is not None else Path.cwd(), flat=False)
+        else Storage(Path(root) if root is not None else Path.cwd(), flat=False, shared=shared)
     )
     given = {
         "allow_hosts": allow_hosts,

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ._httpbody import is_sse_lines, sse_as_events, sse_as_lines
+
 if TYPE_CHECKING:
     from ._recorder import Session
 
@@ -838,6 +840,12 @@ class Redactor:
 
     def record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """A redacted copy of a whole recording (request, response and anything else)."""
+        response = record.get("response")
+        # A stream written as text lines is redacted as events, so JSON paths and secrets
+        # split across chunks reach into each event's data, then written back as lines.
+        lines = isinstance(response, Mapping) and is_sse_lines(response)
+        if lines:
+            record = {**record, "response": sse_as_events(response)}  # type: ignore[arg-type]
         out: dict[str, Any] = {}
         for key, value in record.items():
             if key == "request" and isinstance(value, Mapping):
@@ -848,6 +856,8 @@ class Redactor:
                 out[key] = self.walk(value, None, (key,))
         for path in self.json_paths:
             _set_path(out, path)
+        if lines:
+            out["response"] = sse_as_lines(out["response"])
         return out
 
     def _section(

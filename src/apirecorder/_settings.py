@@ -28,6 +28,7 @@ __all__ = [
     "MODE_ENV",
     "OPTION_KEYWORDS",
     "ROOT_ENV",
+    "SHARED_DIR_ENV",
     "check_options",
     "debug_enabled",
     "fields_ignored",
@@ -37,6 +38,7 @@ __all__ = [
     "layered_options",
     "record_command",
     "resolve_mode",
+    "resolve_shared_dir",
     "resolve_storage_dir",
     "test_ids_rooted_at",
 ]
@@ -66,6 +68,7 @@ OPTION_KEYWORDS = (
     "redact_json_paths",
     "redact_patterns",
     "secret_env_vars",
+    "shared_dir",
     "storage_dir",
     "tools",
 )
@@ -86,6 +89,9 @@ LIST_OPTIONS = frozenset(
         "tools",
     }
 )
+
+#: The folder for calls made with no test id (session set-up), shareable with the reference.
+SHARED_DIR_ENV = "APIRECORDER_SHARED_DIR"
 
 T = TypeVar("T")
 
@@ -135,6 +141,27 @@ def resolve_storage_dir(
         if relative:
             return (root / Path(relative)) if root is not None else Path(relative)
     from_env = env.get(DIR_ENV)
+    return Path(from_env).resolve() if from_env else None
+
+
+def resolve_shared_dir(
+    *,
+    given: str | os.PathLike[str] | None = None,
+    ini: str | os.PathLike[str] | None = None,
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path | None:
+    """The folder for calls with no test id, or None for the layout's own.
+
+    ``given`` (a ``recording()`` argument) and the environment are relative to the current
+    folder, the ini file to ``root``, as for the storage folder.
+    """
+    env = os.environ if environ is None else environ
+    if given:
+        return Path(given).resolve()
+    if ini:
+        return (root / Path(ini)) if root is not None else Path(ini)
+    from_env = env.get(SHARED_DIR_ENV)
     return Path(from_env).resolve() if from_env else None
 
 

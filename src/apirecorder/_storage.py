@@ -2,7 +2,8 @@
 
 Two layouts: *flat* (every file directly in one folder) and *co-located* (next to the test
 file that made them, in ``<test folder>/recordings/``, with ``<root>/recordings/`` for calls
-made outside any test). Files are named by request hash, so a lookup is one file open.
+made outside any test, unless a shared folder is configured for those). Files are named by
+request hash, so a lookup is one file open.
 Reading one file safely is ``_loading``'s job and writing one ``_writing``'s; their public
 names are re-exported here, where the rest of the package has always found them.
 """
@@ -273,16 +274,23 @@ class Storage:
 
     root: Path
     flat: bool
+    #: The folder for calls with no test id, when configured (``apirecorder_shared_dir``):
+    #: the reference keeps them in ``tests/integration/common/recordings``.
+    shared: Path | None = None
     used: set[Path] = field(default_factory=set)
     _dirs: dict[str | None, tuple[Path, ...]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.abspath(self.root))
+        if self.shared is not None:
+            self.shared = Path(os.path.abspath(self.shared))
 
     @property
     def shared_dir(self) -> Path:
         """The folder for calls with no test id (and the fallback of every lookup)."""
+        if self.shared is not None:
+            return self.shared
         return self.root if self.flat else self.root / RECORDINGS_DIRNAME
 
     def dirs_for(self, test_id: str | None) -> tuple[Path, ...]:
@@ -290,7 +298,13 @@ class Storage:
         cached = self._dirs.get(test_id)
         if cached is not None:
             return cached
-        dirs = (self.shared_dir,) if self.flat else self._colocated_dirs(test_id)
+        if self.flat:
+            # One folder for everything; a configured shared folder holds what has no test id.
+            dirs = tuple(
+                dict.fromkeys((self.root, self.shared_dir) if test_id else (self.shared_dir,))
+            )
+        else:
+            dirs = self._colocated_dirs(test_id)
         with self._lock:
             self._dirs[test_id] = dirs
         return dirs
@@ -300,7 +314,9 @@ class Storage:
         # A symlink committed inside the root (a test folder, a recordings/ folder) must not
         # send reads or writes outside it: checked once per test id, as dirs_for caches.
         for folder in dirs:
-            check_inside(folder, self.root)
+            # A configured shared folder may sit anywhere: it was named, not found.
+            if folder != self.shared:
+                check_inside(folder, self.root)
         return dirs
 
     def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:

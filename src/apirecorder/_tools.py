@@ -37,6 +37,7 @@ from ._modes import Mode
 from ._recorder import Call, Session, active_session
 from ._serialization import from_json, resolve_type, to_json
 from ._storage import Recording
+from ._transportkw import is_plain_json
 from ._types import ExceptionData, ResponseRecord
 
 __all__ = [
@@ -169,7 +170,7 @@ def exception_response(
     with suppress(SerializationError):  # without args it is rebuilt from its message
         data["args"] = encode_value(list(exc.args), what)
     state = getattr(exc, "__dict__", {})
-    attributes = {k: v for k, v in state.items() if not k.startswith("_") and _plain(v)}
+    attributes = {k: v for k, v in state.items() if not k.startswith("_") and is_plain_json(v)}
     if attributes:
         data["attributes"] = attributes
     return {
@@ -179,16 +180,6 @@ def exception_response(
         "exception_data": data,
         "exception_message": message,
     }
-
-
-def _plain(value: Any) -> bool:
-    if value is None or isinstance(value, str | bool | int | float):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_plain(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
 
 
 def _exception_class(

@@ -7,7 +7,8 @@ recorder, older files of this one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 __all__ = [
@@ -112,6 +113,9 @@ class Call:
     endpoint: str
     model: str = ""
     is_model_list: bool = False
+    #: Transport keyword arguments (``timeout=``, ``extra_headers=``), neither hashed nor
+    #: written: only a lookup for the reference recorder's name of the call uses them.
+    transport: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def file_name(self) -> str:

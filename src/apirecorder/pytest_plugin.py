@@ -48,6 +48,7 @@ from ._settings import (
     fields_ignored,
     layered_options,
     resolve_mode,
+    resolve_shared_dir,
     resolve_storage_dir,
     test_ids_rooted_at,
 )
@@ -83,6 +84,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "apirecorder_dir",
         "Folder for all recordings, relative to the rootdir (see --apirecorder-dir).",
+        default=None,
+    )
+    parser.addini(
+        "apirecorder_shared_dir",
+        "Folder for calls with no test id (session set-up), relative to the rootdir.",
         default=None,
     )
     parser.addini(
@@ -312,6 +318,15 @@ class ApiRecorderPlugin:
         )
         merged.pop("mode", None)
         merged.pop("storage_dir", None)
+        # Marker and ini relative to the rootdir, the environment to the current folder.
+        shared = resolve_shared_dir(
+            ini=merged.pop("shared_dir", None)
+            or self.config.getini("apirecorder_shared_dir")
+            or None,
+            root=self.rootdir,
+        )
+        if shared is not None:
+            merged["shared_dir"] = shared
         ignored = merged.pop("ignore_fields", None)
         if ignored:
             merged["normalizers"] = [*merged.get("normalizers", ()), fields_ignored(ignored)]

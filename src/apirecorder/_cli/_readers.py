@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._httpbody import is_sse_lines, sse_as_events
 from .._storage import Recording, is_model_list, model_ids
 
 __all__ = [
@@ -274,14 +275,21 @@ def _embedding_note(payloads: list[dict[str, Any]]) -> str | None:
 
 def is_streamed(response: dict[str, Any]) -> bool:
     """A stream of an SDK (``is_streaming``) or of the HTTP layer (SSE or NDJSON events)."""
-    return bool(response.get("is_streaming")) or response.get("body_format") in ("sse", "ndjson")
+    return bool(response.get("is_streaming")) or response.get("body_format") in (
+        "sse_lines",
+        "sse",
+        "ndjson",
+    )
 
 
 def response_view(recording: Recording) -> ResponseView:
     """Reassemble a recorded response: streamed text, tool calls, token usage and errors."""
     response = recording.response
+    raw = response.get("body")
+    if is_sse_lines(response):  # a stream's lines read as its events, whose data is JSON
+        response = sse_as_events(response)
     body = response.get("body")
-    view = ResponseView(raw=body)
+    view = ResponseView(raw=raw)
     status = response.get("status")
     view.status = status if isinstance(status, int) else None
     if is_streamed(response) and isinstance(body, list):

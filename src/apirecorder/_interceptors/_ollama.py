@@ -173,7 +173,8 @@ def _rebuild_error(response: dict[str, Any]) -> ollama.ResponseError:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         text = body["error"]
     else:
-        # Recordings with only a message hold str(exc), which ends in the status code.
+        # A message is .error in the reference's files (and ours), but str(exc), which ends
+        # in the status code, in older ones of both.
         text = str(data.get("message") or response.get("exception_message") or "")
         text = text.removesuffix(f" (status code: {status_code})")
     # ResponseError unwraps a JSON body's "error", so any recorded text comes back verbatim.
@@ -195,6 +196,12 @@ class _OllamaAdapter(SdkAdapter[Any]):
     def error_details(self, exc: BaseException) -> tuple[int | None, Any]:
         assert isinstance(exc, ollama.ResponseError)
         return exc.status_code, {"error": exc.error}
+
+    def error_message(self, exc: BaseException) -> str:
+        # The reference rebuilds ResponseError(error=message): str(exc) would carry the
+        # " (status code: N)" suffix into .error, and str() would show it twice.
+        assert isinstance(exc, ollama.ResponseError)
+        return str(exc.error)
 
     # The client sends a streamed request on first read: the flow drains it inside its marker.
     def is_stream(self, result: Any) -> bool:

@@ -217,8 +217,16 @@ def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]) -> Call:
+    transport = {
+        key: value
+        for key, value in kwargs.items()
+        if key in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
+    }
     return session.inference_call(
-        base_url=str(resource._client.base_url), endpoint=endpoint, body=_body(kwargs)
+        base_url=str(resource._client.base_url),
+        endpoint=endpoint,
+        body=_body(kwargs),
+        transport=transport,
     )
 
 
