@@ -33,6 +33,7 @@ from ._httpbody import (
     media_type,
     recorded_response_headers,
 )
+from ._httpids import live_ids, normalize_http_body, stable_url
 from ._recorder import Session, handled_above
 from ._redaction import PLACEHOLDER, mask_url_secrets
 from ._storage import Recording, load_recording
@@ -212,9 +213,10 @@ def describe_request(
     headers: Iterable[tuple[str, str]],
     body: bytes,
 ) -> Call:
-    """The :class:`Call` of one raw HTTP request (its URL's secret parameters masked)."""
+    """The :class:`Call` of one raw HTTP request: its URL's secret parameters masked, and the
+    live ids this session rewrote named by their stable ids, in the URL as in the body."""
     header_list = list(headers)
-    url = mask_url_secrets(url)
+    url = stable_url(mask_url_secrets(url), session.id_map)
     content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
     # A token request hashes its stable fields only: its signed assertion changes every run.
     payload = token_request_payload(body, content_type)
@@ -247,10 +249,12 @@ def response_record(
     decoded: bool,
     error: BaseException | None = None,
     library: str = "",
+    ids: dict[str, str] | None = None,
 ) -> ResponseRecord:
     """The ``response`` object of a recording, from what the live server answered.
 
-    ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``).
+    ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``). A
+    provider API's body gets stable ids, which join ``ids`` (the session's id map).
     """
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     record: ResponseRecord = {"status": status}
@@ -259,6 +263,8 @@ def response_record(
     record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
     written = fake_tokens(body, content_type, call.request_hash)
     record.update(encode_body(written, content_type))  # type: ignore[typeddict-item]
+    url = str(call.request.get("url", ""))
+    normalize_http_body(cast(dict[str, Any], record), url, call.request_hash, {} if ids is None else ids)
     lifetimes = token_lifetimes(body, time.time())
     if lifetimes is not None:
         cast(dict[str, Any], record)["token_lifetimes"] = lifetimes
@@ -371,13 +377,19 @@ class HttpAdapter(Adapter[R]):
         if fake_tokens(live, content_type, call.request_hash) != live:
             # Fakes were written for live tokens: the caller needs the live ones, for the
             # real requests that follow.
-            replayed = _with_body(replayed, live)
+            replayed = _with_chunks(replayed, [live] if live else [])
+        else:
+            # Likewise the live ids of a provider's objects, which stable ids replaced.
+            chunks = [live_ids(chunk, session.id_map) for chunk in replayed.chunks]
+            if chunks != replayed.chunks:
+                replayed = _with_chunks(replayed, chunks)
         return self.response(replayed)
 
 
-def _with_body(replayed: ReplayedResponse, body: bytes) -> ReplayedResponse:
+def _with_chunks(replayed: ReplayedResponse, chunks: list[bytes]) -> ReplayedResponse:
+    size = str(sum(len(chunk) for chunk in chunks))
     headers = [
-        (name, str(len(body))) if name.lower() == "content-length" else (name, value)
+        (name, size) if name.lower() == "content-length" else (name, value)
         for name, value in replayed.headers
     ]
-    return replace(replayed, headers=headers, chunks=[body] if body else [])
+    return replace(replayed, headers=headers, chunks=chunks)

@@ -152,6 +152,7 @@ class _HttpClientAdapter(HttpAdapter[http.client.HTTPResponse]):
             decoded=False,  # http.client never decodes a content-encoding
             error=error,
             library="http.client",
+            ids=session.id_map,
         )
 
 
