@@ -24,6 +24,7 @@ import pytest
 import requests
 
 import apirecorder
+from tests.stable_ids import live_id_map, with_stable_ids
 from tests.upstream import Request, Response, Upstream, sse_event
 from tests.upstream.misc_api import BINARY, JSON_BODY, NDJSON_LINES, SSE_EVENTS, TEXT
 from tests.upstream.server import dumps
@@ -106,7 +107,8 @@ def fetch(
 def record_then_replay(upstream: Upstream, folder: Path, scenario: Callable[[], T]) -> tuple[T, T]:
     """Run ``scenario`` recording, stop the upstream, run it again replaying."""
     with apirecorder.recording("record", folder), apirecorder.test_context(TEST_ID):
-        recorded = scenario()
+        # The live run saw live ids where replay hands out stable ones (DESIGN 6).
+        recorded = with_stable_ids(scenario(), live_id_map())
     upstream.stop()
     with apirecorder.recording("replay", folder), apirecorder.test_context(TEST_ID):
         replayed = scenario()

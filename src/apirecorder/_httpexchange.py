@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import string
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,11 +30,13 @@ from ._httpbody import (
     header_pairs,
     is_json_type,
     media_type,
+    multipart_parts,
     recorded_response_headers,
+    without_boundary,
 )
 from ._httpids import live_ids, normalize_http_body, stable_url
 from ._recorder import Session, handled_above
-from ._redaction import PLACEHOLDER, mask_url_secrets
+from ._redaction import PLACEHOLDER, is_secret_field, mask_url_secrets
 from ._storage import Recording, load_recording
 from ._tokens import fake_tokens, shift_expiries, token_lifetimes, token_request_payload
 from ._types import Call, ResponseRecord
@@ -173,22 +174,30 @@ def recorded_request_headers(headers: Iterable[tuple[str, str]]) -> dict[str, st
         name = raw_name.lower()
         if name in _UNRECORDED_REQUEST_HEADERS or name.startswith("x-stainless-"):
             continue
+        if name == "content-type":
+            value = without_boundary(value)  # random per request; the parts are the payload
         recorded[name] = f"{recorded[name]}, {value}" if name in recorded else value
     return recorded
 
 
-_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-
-
 def request_payload(body: bytes, content_type: str | None) -> Any:
-    """The hashed ``payload`` of a request body: its JSON, else its text, else None.
+    """The hashed ``payload`` of a request body: its JSON, its form parts, else its text.
 
-    A multipart boundary (random per request) is replaced by a fixed one, so the same form
-    hashes the same every time; bytes that are not UTF-8 become ``"base64:<data>"``.
+    A multipart body is its parts (``{"multipart": [...]}``, see ``multipart_parts``), so the
+    random boundary never reaches the hash; bytes that are not UTF-8 become
+    ``"base64:<data>"``; an empty body is None.
     """
     if not body:
         return None
     media = media_type(content_type)
+    if media.startswith("multipart/"):
+        parts = multipart_parts(body, content_type)
+        if parts is not None:
+            for part in parts:
+                # A form field named like a credential is masked as a JSON field would be.
+                if "value" in part and is_secret_field(str(part.get("name", ""))):
+                    part["value"] = PLACEHOLDER
+            return {"multipart": parts}
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -198,10 +207,6 @@ def request_payload(body: bytes, content_type: str | None) -> Any:
             return json.loads(text)
         except ValueError:
             pass
-    if media.startswith("multipart/"):
-        match = _BOUNDARY.search(content_type or "")
-        if match:
-            text = text.replace(match.group(1), "apirecorder-boundary")
     return text
 
 
