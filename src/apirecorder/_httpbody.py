@@ -31,6 +31,7 @@ __all__ = [
     "media_type",
     "multipart_parts",
     "recorded_response_headers",
+    "replayed_headers",
     "without_boundary",
 ]
 
@@ -445,9 +446,9 @@ CONNECTION_HEADERS = frozenset(
         "upgrade",
     }
 )
-#: Response headers left out of recordings: connection framing, which the replayed response
-#: does not have. (The encoding and length of a body stored decoded go too; see below.)
-_UNRECORDED_RESPONSE_HEADERS = CONNECTION_HEADERS
+#: Response headers left out of recordings: the ones that describe the socket (kept alive or
+#: not), not the response. Everything else is written as received, framing included.
+_UNRECORDED_RESPONSE_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection"})
 #: Volatile response headers written with a fixed value, so a re-recording diffs cleanly.
 _FIXED_DATE = "Thu, 01 Jan 1970 00:00:00 GMT"
 _ID_HEADERS = frozenset(
@@ -468,19 +469,18 @@ _TIMING_HEADERS = frozenset(
 
 
 def recorded_response_headers(
-    headers: Iterable[tuple[str, str]], request_hash: str, *, decoded: bool
+    headers: Iterable[tuple[str, str]], request_hash: str
 ) -> dict[str, Any]:
     """Response headers as written: lower-case names, repeated ones as a list, volatile fixed.
 
-    ``decoded`` says the body is stored decoded (the client decoded its content-encoding), so
-    ``content-encoding`` and the original ``content-length`` no longer describe it and go.
+    ``content-length``, ``transfer-encoding`` and ``content-encoding`` are kept as received,
+    even for a body stored decoded; replay makes them describe the bytes it sends
+    (:func:`replayed_headers`).
     """
     recorded: dict[str, Any] = {}
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name in _UNRECORDED_RESPONSE_HEADERS or (
-            decoded and name in ("content-length", "content-encoding")
-        ):
+        if name in _UNRECORDED_RESPONSE_HEADERS:
             continue
         if name == "date":
             value = _FIXED_DATE
@@ -494,6 +494,27 @@ def recorded_response_headers(
         else:
             recorded[name] = value
     return recorded
+
+
+def replayed_headers(
+    pairs: list[tuple[str, str]], size: int, *, decoded: bool, head: bool = False
+) -> list[tuple[str, str]]:
+    """Recorded headers made true of the replayed body of ``size`` bytes.
+
+    A body stored decoded (``decoded``: the client decoded its content-encoding when it was
+    recorded) is sent decoded, so its ``content-encoding`` is not sent and ``content-length``
+    counts the decoded bytes; so does any length, since the body may have been edited by hand.
+    A HEAD response keeps the length it announced.
+    """
+    replayed: list[tuple[str, str]] = []
+    for name, value in pairs:
+        lower = name.lower()
+        if decoded and lower == "content-encoding":
+            continue
+        if lower == "content-length" and not (head and not size):
+            value = str(size)
+        replayed.append((name, value))
+    return replayed
 
 
 def header_pairs(headers: Any, source: Path | str | None = None) -> list[tuple[str, str]]:

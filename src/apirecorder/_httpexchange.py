@@ -32,6 +32,7 @@ from ._httpbody import (
     media_type,
     multipart_parts,
     recorded_response_headers,
+    replayed_headers,
     without_boundary,
 )
 from ._httpids import live_ids, normalize_http_body, stable_url
@@ -265,7 +266,10 @@ def response_record(
     record: ResponseRecord = {"status": status}
     if reason is not None and reason != standard_reason(status):
         record["reason"] = reason
-    record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
+    record["headers"] = recorded_response_headers(headers, call.request_hash)
+    if decoded and any(name.lower() == "content-encoding" for name, _ in headers):
+        # The headers say what was received; this says the body is stored decoded.
+        record["body_decoded"] = True
     written = fake_tokens(body, content_type, call.request_hash)
     record.update(encode_body(written, content_type))  # type: ignore[typeddict-item]
     url = str(call.request.get("url", ""))
@@ -329,13 +333,12 @@ def replayed_response(
         for name, value in header_pairs(response.get("headers"), source)
         if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
     ]
-    size = sum(len(chunk) for chunk in chunks)
-    if size or method.upper() != "HEAD":
-        # The body may have been edited by hand: the length must describe what is sent.
-        headers = [
-            (name, str(size)) if name.lower() == "content-length" else (name, value)
-            for name, value in headers
-        ]
+    headers = replayed_headers(
+        headers,
+        sum(len(chunk) for chunk in chunks),
+        decoded=bool(response.get("body_decoded")),
+        head=method.upper() == "HEAD",
+    )
     reason = response.get("reason")
     error: Any = response.get("exception_data") if response.get("is_exception") else None
     return ReplayedResponse(
