@@ -68,11 +68,12 @@ def stable_url(url: str, ids: Mapping[str, str]) -> str:
 
 
 def normalize_http_body(
-    record: dict[str, Any], url: str, request_hash: str, ids: dict[str, str]
-) -> bool:
-    """Normalize the recorded ``body`` of a provider API's answer in place; True if changed."""
+    record: Mapping[str, Any], url: str, request_hash: str, ids: dict[str, str]
+) -> int:
+    """Normalize the recorded ``body`` of a provider API's answer in place; how many of its
+    objects (the body, or its events or lines) changed."""
     if not is_provider_path(url):
-        return False
+        return 0
     body_format = record.get("body_format")
     body = record.get("body")
     if body_format == "json":
@@ -82,13 +83,13 @@ def normalize_http_body(
     elif body_format == "sse" and isinstance(body, list):
         objects = [event.get("data") for event in body if isinstance(event, dict)]
     else:
-        return False
-    changed = False
+        return 0
+    changed = 0
     for value in objects:
         if isinstance(value, dict):
             before = json.dumps(value, sort_keys=True)
             normalize_response_data(value, request_hash, ids)
-            changed = changed or json.dumps(value, sort_keys=True) != before
+            changed += json.dumps(value, sort_keys=True) != before
     return changed
 
 
