@@ -114,9 +114,8 @@ def test_record_mode_hands_the_caller_the_live_ids(upstream: Upstream, tmp_path:
         batch = batch_roundtrip(upstream.url)
     # The live upstream knew the batch by its live id: the poll found it.
     assert batch["id"].startswith("batch_") and batch["status"] == "in_progress"
-    (created,) = [
-        json.loads(p.read_text()) for p in tmp_path.glob("*.json") if "batches/" not in p.read_text()
-    ]
+    texts = [p.read_text() for p in tmp_path.glob("*.json")]
+    (created,) = [json.loads(text) for text in texts if "batches/" not in text]
     assert created["response"]["body"]["id"].startswith("rec-")
 
 
@@ -155,9 +154,7 @@ def anthropic_calls(url: str) -> Any:
     client = _anthropic(url)
     messages = [{"role": "user", "content": "Weather in Paris?"}]
     plain = client.messages.create(model=ANTHROPIC_MODEL, max_tokens=32, messages=messages)
-    with client.messages.stream(
-        model=ANTHROPIC_MODEL, max_tokens=32, messages=messages
-    ) as stream:
+    with client.messages.stream(model=ANTHROPIC_MODEL, max_tokens=32, messages=messages) as stream:
         final = stream.get_final_message()
     return [plain, final]
 

@@ -273,7 +273,7 @@ def response_record(
     written = fake_tokens(body, content_type, call.request_hash)
     record.update(encode_body(written, content_type))  # type: ignore[typeddict-item]
     url = str(call.request.get("url", ""))
-    normalize_http_body(cast(dict[str, Any], record), url, call.request_hash, {} if ids is None else ids)
+    normalize_http_body(record, url, call.request_hash, {} if ids is None else ids)
     lifetimes = token_lifetimes(body, time.time())
     if lifetimes is not None:
         cast(dict[str, Any], record)["token_lifetimes"] = lifetimes

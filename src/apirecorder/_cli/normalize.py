@@ -28,9 +28,10 @@ Re-apply response normalization (DESIGN section 6) to the recordings under PATH 
 current folder), so that re-recording gives clean diffs: in each top-level __data__ (each
 chunk of a stream), "id" becomes rec-<hash[:12]> and "created" 0 unless object is "model",
 "created_at" becomes 1970-01-01T00:00:00.000000Z, Ollama's durations 0, and nested ids
-(tool call ids and the like) stable ids; raw HTTP answers of provider APIs (OpenAI, Anthropic,
-Gemini, Ollama paths) get the same rules in their JSON body, events or lines. A file whose ids a recorded request sends back
-(a tool call id in a later turn) is skipped: rewriting them would break that request's hash.
+(tool call ids and the like) stable ids; raw HTTP answers of provider APIs (OpenAI,
+Anthropic, Gemini, Ollama paths) get the same rules in their JSON body, events or lines. A
+file whose ids a recorded request sends back (a tool call id in a later turn) is skipped:
+rewriting them would break that request's hash.
 A dry run by default: it lists the files it would change. --yes rewrites them, atomically.
 """
 EPILOG = (

@@ -84,7 +84,8 @@ def _message(replayed: ReplayedResponse) -> bytes:
     sized = any(name.lower() == "content-length" for name, _ in headers)
     # Recordings keep the transfer-encoding received; older ones have none.
     was_chunked = any(
-        name.lower() == "transfer-encoding" and "chunked" in value.lower() for name, value in headers
+        name.lower() == "transfer-encoding" and "chunked" in value.lower()
+        for name, value in headers
     )
     many = len(replayed.chunks) > 1 or replayed.error_type is not None
     chunked = not sized and (was_chunked or many)
