@@ -24,7 +24,7 @@ import pytest
 import apirecorder
 from apirecorder._cli import main as cli_main
 from apirecorder._httpids import is_provider_path, live_ids, stable_url
-from tests.stable_ids import live_id_map, with_stable_ids
+from tests import offline
 from tests.upstream import Upstream
 
 TEST_ID = "tests/test_ids_across_layers.py::scenario"
@@ -42,17 +42,9 @@ def _anthropic(url: str) -> anthropic.Anthropic:
 def record_then_replay(
     tmp_path: Path, upstream: Upstream, scenario: Callable[[str], Any]
 ) -> tuple[Any, Any]:
-    """The scenario's result live (its live ids made stable), then replayed offline."""
-    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
-        live = with_stable_ids(scenario(upstream.url), live_id_map())
+    """The scenario's result live, then replayed with the upstream stopped."""
     url = upstream.url
-    upstream.stop()
-    with (
-        apirecorder.test_context(TEST_ID),
-        apirecorder.recording("replay", tmp_path, block_network=True),
-    ):
-        replayed = scenario(url)
-    return live, replayed
+    return offline.record_then_replay(upstream, tmp_path, lambda: scenario(url), TEST_ID)
 
 
 def requests_of(folder: Path) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ import urllib3
 import apirecorder
 from apirecorder._httpbody import MAX_INLINE_FILE, multipart_parts
 from apirecorder._httpexchange import request_payload
-from tests.stable_ids import live_id_map, with_stable_ids
+from tests import offline
 from tests.upstream import Request, Response, Upstream
 
 TEST_ID = "tests/test_uploads_and_headers.py::scenario"
@@ -40,17 +40,9 @@ BINARY = bytes(range(256)) * 4
 def record_then_replay(
     tmp_path: Path, upstream: Upstream, scenario: Callable[[str], Any]
 ) -> tuple[Any, Any]:
-    """The scenario's result live (live ids made stable), then replayed with it stopped."""
-    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
-        live = with_stable_ids(scenario(upstream.url), live_id_map())
+    """The scenario's result live, then replayed with the upstream stopped."""
     url = upstream.url
-    upstream.stop()
-    with (
-        apirecorder.test_context(TEST_ID),
-        apirecorder.recording("replay", tmp_path, block_network=True),
-    ):
-        replayed = scenario(url)
-    return live, replayed
+    return offline.record_then_replay(upstream, tmp_path, lambda: scenario(url), TEST_ID)
 
 
 def _openai(url: str) -> openai.OpenAI:
