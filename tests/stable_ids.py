@@ -25,17 +25,25 @@ def live_id_map() -> dict[str, str]:
 def with_stable_ids(value: Any, ids: Mapping[str, str]) -> Any:
     """``value`` (SDK objects, JSON, text or bytes) with each live id in ``ids`` made stable."""
     if isinstance(value, BaseModel):
-        fields = type(value).model_fields
-        update = {name: with_stable_ids(getattr(value, name), ids) for name in fields}
-        return value.model_copy(update=update)
+        update = {}
+        for name in type(value).model_fields:
+            item = getattr(value, name)
+            mapped = with_stable_ids(item, ids)
+            if mapped is not item:
+                update[name] = mapped
+        copy = value.model_copy(update=update)
+        # The copy carries the fields the original carried, no more (an update marks them set).
+        object.__setattr__(copy, "__pydantic_fields_set__", set(value.model_fields_set))
+        return copy
     if isinstance(value, dict):
         return {key: with_stable_ids(item, ids) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(with_stable_ids(item, ids) for item in value)
     if isinstance(value, str):
+        mapped = value
         for live in sorted(ids, key=len, reverse=True):
-            value = value.replace(live, ids[live])
-        return value
+            mapped = mapped.replace(live, ids[live])
+        return value if mapped == value else mapped
     if isinstance(value, bytes):
         return with_stable_ids(value.decode("utf-8", "surrogateescape"), ids).encode(
             "utf-8", "surrogateescape"
