@@ -261,3 +261,23 @@ def test_async_anthropic_stream_rerecords_byte_identical(
 
     first = _record(tmp_path / "a", upstream.url, scenario)
     assert _record(tmp_path / "b", upstream.url, scenario) == first
+
+
+def anthropic_batch(url: str) -> Any:
+    client = _anthropic(url)
+    params = {
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    batch = client.messages.batches.create(requests=[{"custom_id": "one", "params": params}])
+    while batch.processing_status != "ended":
+        batch = client.messages.batches.retrieve(batch.id)
+    return batch
+
+
+def test_anthropic_batches_rerecord_byte_identical(upstream: Upstream, tmp_path: Path) -> None:
+    first = _record(tmp_path / "a", upstream.url, anthropic_batch)
+    assert _record(tmp_path / "b", upstream.url, anthropic_batch) == first
+    text = b"".join(first.values()).decode()
+    assert "msgbatch_" not in text  # in the id and in the results_url that names it

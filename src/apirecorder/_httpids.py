@@ -89,8 +89,20 @@ def normalize_http_body(
         if isinstance(value, dict):
             before = json.dumps(value, sort_keys=True)
             normalize_response_data(value, request_hash, ids)
+            value.update(_with_stable_links(value, ids))
             changed += json.dumps(value, sort_keys=True) != before
     return changed
+
+
+def _with_stable_links(value: Any, ids: Mapping[str, str]) -> Any:
+    # A link to an object (Anthropic's "results_url") names it by the id the body now gives.
+    if isinstance(value, dict):
+        return {key: _with_stable_links(item, ids) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_stable_links(item, ids) for item in value]
+    if isinstance(value, str) and value.startswith(("http://", "https://", "/")):
+        return stable_url(value, ids)
+    return value
 
 
 def live_ids(body: bytes, ids: Mapping[str, str]) -> bytes:
