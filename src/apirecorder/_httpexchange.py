@@ -35,7 +35,7 @@ from ._httpbody import (
     replayed_headers,
     without_boundary,
 )
-from ._httpids import live_ids, normalize_http_body, stable_url
+from ._httpids import is_provider_path, live_ids, normalize_http_body, stable_url
 from ._recorder import Session, handled_above
 from ._redaction import PLACEHOLDER, is_secret_field, mask_url_secrets
 from ._storage import Recording, load_recording
@@ -386,7 +386,7 @@ class HttpAdapter(Adapter[R]):
             # Fakes were written for live tokens: the caller needs the live ones, for the
             # real requests that follow.
             replayed = _with_chunks(replayed, [live] if live else [])
-        else:
+        elif is_provider_path(str(call.request.get("url", ""))):
             # Likewise the live ids of a provider's objects, which stable ids replaced.
             chunks = [live_ids(chunk, session.id_map) for chunk in replayed.chunks]
             if chunks != replayed.chunks:
