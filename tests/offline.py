@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import apirecorder
+from tests.stable_ids import live_id_map, with_stable_ids
 from tests.upstream import Upstream
 
 T = TypeVar("T")
@@ -16,9 +17,12 @@ T = TypeVar("T")
 def record_then_replay(
     upstream: Upstream, folder: Path, scenario: Callable[[], T], test_id: str
 ) -> tuple[T, T]:
-    """``scenario()`` recording, then again replaying with the upstream stopped."""
+    """``scenario()`` recording, then again replaying with the upstream stopped.
+
+    The live ids the record run saw are given as the stable ids replay hands out.
+    """
     with apirecorder.recording("record", folder), apirecorder.test_context(test_id):
-        recorded = scenario()
+        recorded = with_stable_ids(scenario(), live_id_map())
     upstream.stop()
     with (
         apirecorder.recording("replay", folder, block_network=True),

@@ -19,6 +19,7 @@ from anthropic.types import Message
 
 import apirecorder
 from apirecorder._httpbody import sse_as_events
+from tests.stable_ids import live_id_map, with_stable_ids
 from tests.upstream import Upstream
 
 TEST_ID = "tests/test_anthropic.py::test_case"
@@ -46,7 +47,8 @@ def record_then_replay(
     """Run ``scenario(base_url)`` recording, stop the upstream, run it again replaying."""
     base_url = upstream.url
     with apirecorder.recording("record", folder), apirecorder.test_context(TEST_ID):
-        recorded = scenario(base_url)
+        # The live run saw live ids where replay hands out stable ones (DESIGN 6).
+        recorded = with_stable_ids(scenario(base_url), live_id_map())
     upstream.stop()
     with apirecorder.recording("replay", folder), apirecorder.test_context(TEST_ID):
         replayed = scenario(base_url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import string
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,10 +31,14 @@ from ._httpbody import (
     header_pairs,
     is_json_type,
     media_type,
+    multipart_parts,
     recorded_response_headers,
+    replayed_headers,
+    without_boundary,
 )
+from ._httpids import is_provider_path, live_ids, normalize_http_body, stable_url
 from ._recorder import Session, handled_above
-from ._redaction import PLACEHOLDER, mask_url_secrets
+from ._redaction import PLACEHOLDER, is_secret_field, mask_url_secrets
 from ._storage import Recording, load_recording
 from ._tokens import fake_tokens, shift_expiries, token_lifetimes, token_request_payload
 from ._types import Call, ResponseRecord
@@ -173,22 +176,30 @@ def recorded_request_headers(headers: Iterable[tuple[str, str]]) -> dict[str, st
         name = raw_name.lower()
         if name in _UNRECORDED_REQUEST_HEADERS or name.startswith("x-stainless-"):
             continue
+        if name == "content-type":
+            value = without_boundary(value)  # random per request; the parts are the payload
         recorded[name] = f"{recorded[name]}, {value}" if name in recorded else value
     return recorded
 
 
-_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
-
-
 def request_payload(body: bytes, content_type: str | None) -> Any:
-    """The hashed ``payload`` of a request body: its JSON, else its text, else None.
+    """The hashed ``payload`` of a request body: its JSON, its form parts, else its text.
 
-    A multipart boundary (random per request) is replaced by a fixed one, so the same form
-    hashes the same every time; bytes that are not UTF-8 become ``"base64:<data>"``.
+    A multipart body is its parts (``{"multipart": [...]}``, see ``multipart_parts``), so the
+    random boundary never reaches the hash; bytes that are not UTF-8 become
+    ``"base64:<data>"``; an empty body is None.
     """
     if not body:
         return None
     media = media_type(content_type)
+    if media.startswith("multipart/"):
+        parts = multipart_parts(body, content_type)
+        if parts is not None:
+            for part in parts:
+                # A form field named like a credential is masked as a JSON field would be.
+                if "value" in part and is_secret_field(str(part.get("name", ""))):
+                    part["value"] = PLACEHOLDER
+            return {"multipart": parts}
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -198,10 +209,6 @@ def request_payload(body: bytes, content_type: str | None) -> Any:
             return json.loads(text)
         except ValueError:
             pass
-    if media.startswith("multipart/"):
-        match = _BOUNDARY.search(content_type or "")
-        if match:
-            text = text.replace(match.group(1), "apirecorder-boundary")
     return text
 
 
@@ -213,9 +220,10 @@ def describe_request(
     headers: Iterable[tuple[str, str]],
     body: bytes,
 ) -> Call:
-    """The :class:`Call` of one raw HTTP request (its URL's secret parameters masked)."""
+    """The :class:`Call` of one raw HTTP request: its URL's secret parameters masked, and the
+    live ids this session rewrote named by their stable ids, in the URL as in the body."""
     header_list = list(headers)
-    url = mask_url_secrets(url)
+    url = stable_url(mask_url_secrets(url), session.id_map)
     content_type = next((v for k, v in header_list if k.lower() == "content-type"), None)
     # A token request hashes its stable fields only: its signed assertion changes every run.
     payload = token_request_payload(body, content_type)
@@ -248,18 +256,25 @@ def response_record(
     decoded: bool,
     error: BaseException | None = None,
     library: str = "",
+    ids: dict[str, str] | None = None,
 ) -> ResponseRecord:
     """The ``response`` object of a recording, from what the live server answered.
 
-    ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``).
+    ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``). A
+    provider API's body gets stable ids, which join ``ids`` (the session's id map).
     """
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     record: ResponseRecord = {"status": status}
     if reason is not None and reason != standard_reason(status):
         record["reason"] = reason
-    record["headers"] = recorded_response_headers(headers, call.request_hash, decoded=decoded)
+    record["headers"] = recorded_response_headers(headers, call.request_hash)
+    if decoded and any(name.lower() == "content-encoding" for name, _ in headers):
+        # The headers say what was received; this says the body is stored decoded.
+        record["body_decoded"] = True
     written = fake_tokens(body, content_type, call.request_hash)
     record.update(encode_body(written, content_type))  # type: ignore[typeddict-item]
+    url = str(call.request.get("url", ""))
+    normalize_http_body(record, url, call.request_hash, {} if ids is None else ids)
     lifetimes = token_lifetimes(body, time.time())
     if lifetimes is not None:
         cast(dict[str, Any], record)["token_lifetimes"] = lifetimes
@@ -322,13 +337,12 @@ def replayed_response(
         )
         if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
     ]
-    size = sum(len(chunk) for chunk in chunks)
-    if size or method.upper() != "HEAD":
-        # The body may have been edited by hand: the length must describe what is sent.
-        headers = [
-            (name, str(size)) if name.lower() == "content-length" else (name, value)
-            for name, value in headers
-        ]
+    headers = replayed_headers(
+        headers,
+        sum(len(chunk) for chunk in chunks),
+        decoded=bool(response.get("body_decoded")),
+        head=method.upper() == "HEAD",
+    )
     reason = response.get("reason")
     error: Any = response.get("exception_data") if response.get("is_exception") else None
     return ReplayedResponse(
@@ -375,13 +389,19 @@ class HttpAdapter(Adapter[R]):
         if fake_tokens(live, content_type, call.request_hash) != live:
             # Fakes were written for live tokens: the caller needs the live ones, for the
             # real requests that follow.
-            replayed = _with_body(replayed, live)
+            replayed = _with_chunks(replayed, [live] if live else [])
+        elif is_provider_path(str(call.request.get("url", ""))):
+            # Likewise the live ids of a provider's objects, which stable ids replaced.
+            chunks = [live_ids(chunk, session.id_map) for chunk in replayed.chunks]
+            if chunks != replayed.chunks:
+                replayed = _with_chunks(replayed, chunks)
         return self.response(replayed)
 
 
-def _with_body(replayed: ReplayedResponse, body: bytes) -> ReplayedResponse:
+def _with_chunks(replayed: ReplayedResponse, chunks: list[bytes]) -> ReplayedResponse:
+    size = str(sum(len(chunk) for chunk in chunks))
     headers = [
-        (name, str(len(body))) if name.lower() == "content-length" else (name, value)
+        (name, size) if name.lower() == "content-length" else (name, value)
         for name, value in replayed.headers
     ]
-    return replace(replayed, headers=headers, chunks=[body] if body else [])
+    return replace(replayed, headers=headers, chunks=chunks)

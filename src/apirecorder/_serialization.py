@@ -148,7 +148,11 @@ _ID_PREFIX = re.compile(r"^[A-Za-z]+[_-]")
 # strings under *_id keys are the application's own data and are never rewritten.
 _PROVIDER_ID = re.compile(r"[A-Za-z]+[_-](?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{6,}")
 # Fields that hold the caller's own data, echoed back by the provider.
-_USER_DATA_FIELDS = frozenset({"metadata", "user", "safety_identifier", "prompt_cache_key"})
+_USER_DATA_FIELDS = frozenset(
+    {"metadata", "user", "safety_identifier", "prompt_cache_key", "custom_id"}
+)
+#: Top-level keys that hold the response's own id under another name (Gemini's REST API).
+_TOP_ID_ALIASES = ("responseId",)
 _NESTED_TIMES = ("created", "created_at", "completed_at")
 
 
@@ -158,7 +162,9 @@ def normalize_response_data(
     """Make volatile response fields stable so re-recording gives a clean diff.
 
     At the top level (DESIGN 6): ``id`` becomes ``rec-<hash[:12]>`` and ``created`` 0 unless
-    the object is a model; ``created_at`` becomes the epoch; Ollama durations become 0.
+    the object is a model; ``created_at`` becomes the epoch; Ollama durations become 0. An id
+    this session already rewrote keeps the stable id it got first (a retrieved or polled
+    object is the one created before), and Gemini's ``responseId`` is an ``id``.
     Below it, provider-made ids (``id`` and ``*_id`` strings shaped like ``call_x7k2...``,
     never the caller's ``metadata``) become ``<prefix>rec-<hash[:12]>-<n>``, and numeric
     timestamps 0. ``id_map`` collects live id -> stable id, so a later request that
@@ -169,11 +175,12 @@ def normalize_response_data(
     ids = id_map if id_map is not None else {}
     stable_top = f"rec-{request_hash[:12]}"
     if data.get("object") != "model":
-        if isinstance(data.get("id"), str):
-            ids.setdefault(data["id"], stable_top)
-            data["id"] = stable_top
-        elif "id" in data:
-            data["id"] = stable_top
+        for key in ("id", *_TOP_ID_ALIASES):
+            live = data.get(key)
+            if isinstance(live, str):
+                data[key] = ids.setdefault(live, stable_top)
+            elif key == "id" and key in data:
+                data[key] = stable_top
         if data.get("created") is not None:
             data["created"] = 0
     if data.get("created_at") is not None:
@@ -186,7 +193,8 @@ def normalize_response_data(
         if data.get(field) is not None:
             data[field] = 0
     counter = [sum(1 for v in ids.values() if v.startswith(_stable_stem(request_hash)))]
-    rest = {k: v for k, v in data.items() if k not in ("id", "created", "created_at")}
+    top = ("id", "created", "created_at", *_TOP_ID_ALIASES)
+    rest = {k: v for k, v in data.items() if k not in top}
     data.update(_normalize_fields(rest, request_hash, ids, counter))
     return data
 

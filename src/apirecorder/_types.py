@@ -91,6 +91,8 @@ class ResponseRecord(TypedDict, total=False):
     headers: Any
     body_format: str
     json_layout: str
+    #: The body is stored decoded, though ``headers`` name the content-encoding received.
+    body_decoded: bool
 
 
 class RecordData(TypedDict, total=False):

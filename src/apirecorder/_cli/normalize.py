@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._httpids import normalize_http_body
 from .._serialization import normalize_response_data
 from .._storage import (
     Recording,
@@ -27,8 +28,10 @@ Re-apply response normalization (DESIGN section 6) to the recordings under PATH 
 current folder), so that re-recording gives clean diffs: in each top-level __data__ (each
 chunk of a stream), "id" becomes rec-<hash[:12]> and "created" 0 unless object is "model",
 "created_at" becomes 1970-01-01T00:00:00.000000Z, Ollama's durations 0, and nested ids
-(tool call ids and the like) stable ids. A file whose ids a recorded request sends back
-(a tool call id in a later turn) is skipped: rewriting them would break that request's hash.
+(tool call ids and the like) stable ids; raw HTTP answers of provider APIs (OpenAI,
+Anthropic, Gemini, Ollama paths) get the same rules in their JSON body, events or lines. A
+file whose ids a recorded request sends back (a tool call id in a later turn) is skipped:
+rewriting them would break that request's hash.
 A dry run by default: it lists the files it would change. --yes rewrites them, atomically.
 """
 EPILOG = (
@@ -112,6 +115,10 @@ def normalize_recording(recording: Recording) -> tuple[dict[str, Any], int, dict
             before = json.loads(json.dumps(item["__data__"]))
             after = normalize_response_data(item["__data__"], request_hash, ids)
             changed += sum(1 for key in after if before.get(key) != after[key])
+    if "payload" in data["request"] and "body_format" in data["response"]:
+        # A raw HTTP exchange: a provider API's JSON, events or lines, as the recorder does.
+        url = str(data["request"].get("url", ""))
+        changed += normalize_http_body(data["response"], url, request_hash, ids)
     replaced = {old: new for old, new in ids.items() if old != new}
     return data, changed, replaced
 

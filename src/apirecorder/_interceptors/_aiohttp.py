@@ -222,6 +222,7 @@ class _AiohttpAdapter(HttpAdapter[ClientResponse]):
             decoded=decoded,
             error=error,
             library="aiohttp",
+            ids=session.id_map,
         )
 
 

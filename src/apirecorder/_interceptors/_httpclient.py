@@ -82,9 +82,16 @@ def _message(replayed: ReplayedResponse) -> bytes:
     """The recorded response as an HTTP/1.1 message."""
     headers = list(replayed.headers)
     sized = any(name.lower() == "content-length" for name, _ in headers)
-    chunked = not sized and (len(replayed.chunks) > 1 or replayed.error_type is not None)
+    # Recordings keep the transfer-encoding received; older ones have none.
+    was_chunked = any(
+        name.lower() == "transfer-encoding" and "chunked" in value.lower()
+        for name, value in headers
+    )
+    many = len(replayed.chunks) > 1 or replayed.error_type is not None
+    chunked = not sized and (was_chunked or many)
     if chunked:
-        headers.append(("Transfer-Encoding", "chunked"))
+        if not was_chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
         body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in replayed.chunks)
         # A body that stopped early stops here too: the reader meets the same IncompleteRead.
         body += b"" if replayed.error_type is not None else b"0\r\n\r\n"
@@ -152,6 +159,7 @@ class _HttpClientAdapter(HttpAdapter[http.client.HTTPResponse]):
             decoded=False,  # http.client never decodes a content-encoding
             error=error,
             library="http.client",
+            ids=session.id_map,
         )
 
 

@@ -176,6 +176,7 @@ class _HttpxAdapter(HttpAdapter[Any]):
             decoded=_decodes(self.lib, result),
             error=error,
             library=self.lib.__name__,
+            ids=session.id_map,
         )
 
 

@@ -110,6 +110,7 @@ class _RequestsAdapter(HttpAdapter[requests.Response]):
             decoded=decodes(result.headers),
             error=error,
             library="requests",
+            ids=session.id_map,
         )
 
 

@@ -199,6 +199,7 @@ class _Urllib3Adapter(HttpAdapter[Any]):
             decoded=decodes(result.headers),
             error=error,
             library="urllib3",
+            ids=session.id_map,
         )
 
 
