@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote, unquote_plus, urlsplit, urlunsplit
 
+from ._httpbody import sse_as_events, sse_as_lines
 from ._serialization import normalize_response_data
 
 __all__ = ["is_provider_path", "live_ids", "normalize_http_body", "stable_url"]
@@ -76,6 +77,13 @@ def normalize_http_body(
         return 0
     body_format = record.get("body_format")
     body = record.get("body")
+    if body_format == "sse_lines" and isinstance(body, list):
+        # The line form the reference reads: walk its events' JSON, then write lines again.
+        events = sse_as_events(record)
+        changed = normalize_http_body(events, url, request_hash, ids)
+        if changed:
+            cast(dict[str, Any], record).update(sse_as_lines(events))
+        return changed
     if body_format == "json":
         objects = [body]
     elif body_format == "ndjson" and isinstance(body, list):
