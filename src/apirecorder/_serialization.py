@@ -1,8 +1,10 @@
 """Typed values to JSON and back, importing classes only from an allow-list of modules.
 
-A pydantic model is written as ``{"__type__": "<module>.<qualname>", "__data__": <json>}``;
-a dataclass the same way; plain JSON values as they are. Reading resolves ``__type__`` only when
-its module lies under an allowed prefix, so a recording is always data, never code.
+A pydantic model is written as ``{"__type__": "<module>.<qualname>", "__data__": <json>}``,
+the data holding the fields it carries (``exclude_unset``), so it rebuilds with the same
+``model_fields_set``; a dataclass the same way; plain JSON values as they are. Reading
+resolves ``__type__`` only when its module lies under an allowed prefix, so a recording is
+always data, never code.
 """
 
 from __future__ import annotations
@@ -232,12 +234,21 @@ def _normalize_fields(
     return out
 
 
+def _model_data(value: Any) -> Any:
+    # Only the fields the object carries (those the wire held): rebuilt from them, the
+    # replayed object has the live one's model_fields_set at every level, so what the
+    # application sends back (an SDK serializes with exclude_unset) is what it sent live.
+    # The default by_alias=False keeps both keys of a field whose alias also came in as an
+    # extra (openai's ``async_`` and ``async``), as the live object holds them.
+    return value.model_dump(mode="json", exclude_unset=True)
+
+
 def to_json(
     value: Any, request_hash: str | None = None, id_map: dict[str, str] | None = None
 ) -> Any:
     """Turn one response value into JSON, normalizing typed objects when a hash is given."""
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
-        data = value.model_dump(mode="json")
+        data = _model_data(value)
         if request_hash is not None:
             data = normalize_response_data(data, request_hash, id_map)
         return {"__type__": type_name(value), "__data__": data}
