@@ -14,20 +14,23 @@ import importlib
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._exceptions import RecordingFormatError, SerializationError, UnsafeTypeError
 
 __all__ = [
     "DEFAULT_ALLOWED_PREFIXES",
+    "TRUSTED_TYPES_KEY",
     "TypeBuilder",
     "allow_types",
+    "allowed_prefixes",
     "from_json",
     "is_allowed",
     "normalize_response_data",
     "resolve_type",
     "to_json",
+    "trust_to_record",
     "type_name",
 ]
 
@@ -80,6 +83,35 @@ def is_allowed(type_path: str, extra: Iterable[str] = ()) -> bool:
                 _allowed_answers.clear()
             _allowed_answers[key] = allowed
     return allowed
+
+
+#: The response key of a tool recording that names the modules its tool trusted beyond the
+#: allow-list (its own module, its return annotation's, its ``allow_types``).
+TRUSTED_TYPES_KEY = "trusted_types"
+
+
+def trust_to_record(trusted: Iterable[str]) -> list[str]:
+    """The prefixes a tool trusts that the default allow-list does not cover, as its recording
+    lists them (not what a run registered, so re-recording writes the same bytes)."""
+    return [
+        p for p in dict.fromkeys(trusted) if not any(_under(p, c) for c in DEFAULT_ALLOWED_PREFIXES)
+    ]
+
+
+def allowed_prefixes(
+    response: Mapping[str, Any], extra: Iterable[str] = (), tool: Iterable[str] | None = None
+) -> tuple[str, ...]:
+    """The prefixes a recording's ``__type__`` values may come from besides the allow-list.
+
+    The one rule of replay and ``verify``: ``extra`` (the user's ``allow_types``) and the
+    modules the recording's tool trusts. Replay passes the tool's own list (``tool``: the code
+    decides what is imported); ``verify``, which has no tool, reads the list written when the
+    recording was made from that same tool.
+    """
+    if tool is None:
+        written = response.get(TRUSTED_TYPES_KEY)
+        tool = [p for p in written if isinstance(p, str) and p] if isinstance(written, list) else ()
+    return tuple(dict.fromkeys((*tool, *extra)))
 
 
 def type_name(obj: Any) -> str:
