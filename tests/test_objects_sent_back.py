@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 import apirecorder
 from apirecorder import _recorder, _serialization
+from apirecorder._legacy import extra_nulls
 from tests.upstream import Upstream
 
 TEST_ID = "tests/test_objects_sent_back.py::scenario"
@@ -203,3 +204,19 @@ def test_new_recording_still_needs_the_same_nulls(upstream: Upstream, tmp_path: 
         _openai(url).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi", "name": None}]
         )
+
+
+def test_the_loose_match_only_forgives_nulls_the_new_request_adds() -> None:
+    recorded = {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}]}
+    sent = {
+        "messages": [
+            {"role": "assistant", "content": None, "audio": None, "tool_calls": [{"id": "c"}]}
+        ]
+    }
+    assert extra_nulls(sent, recorded) == 1
+    assert extra_nulls(recorded, recorded) == 0
+    assert extra_nulls(recorded, sent) is None  # a null the recording holds must be sent
+    assert extra_nulls({"a": 1, "b": None}, {"a": 2}) is None
+    assert extra_nulls({"a": 1, "b": 0}, {"a": 1}) is None
+    assert extra_nulls({"a": [1, None]}, {"a": [1]}) is None
+    assert extra_nulls({"a": 1}, {"a": True}) is None
