@@ -20,21 +20,10 @@ from pydantic import BaseModel
 import apirecorder
 from apirecorder import _recorder, _serialization
 from apirecorder._legacy import extra_nulls
+from tests.test_openai_record_replay import WEATHER_TOOL as WEATHER
 from tests.upstream import Upstream
 
 TEST_ID = "tests/test_objects_sent_back.py::scenario"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 RESPONSES_WEATHER = {"type": "function", **WEATHER["function"]}
 
 
