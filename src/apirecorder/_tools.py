@@ -35,13 +35,7 @@ from ._exceptions import SerializationError, UnsafeTypeError
 from ._flow import Adapter, areplay_items, areplay_or_record, replay_items, replay_or_record
 from ._modes import Mode
 from ._recorder import Call, Session, active_session
-from ._serialization import (
-    allowed_prefixes,
-    from_json,
-    resolve_type,
-    to_json,
-    trust_to_record,
-)
+from ._serialization import allowed_prefixes, from_json, resolve_type, to_json, trust_to_record
 from ._storage import Recording
 from ._types import ExceptionData, ResponseRecord
 
