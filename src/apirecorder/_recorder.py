@@ -211,6 +211,8 @@ class Session:
             )
             if matched is not None:
                 found = self._find(call, matched)
+                if self.debug:
+                    self._debug(f"apirecorder: {call.request_hash} replays legacy {matched}")
         if self.debug:
             folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
             self._debug(
