@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 __all__ = [
+    "AGENTS_RUN_KEY_MASK",
     "GENERATIONS",
     "MODEL_LIST_ENDPOINTS",
     "BodyNormalizer",
@@ -24,6 +25,7 @@ __all__ = [
     "endpoint_path",
     "http_request_hash",
     "inference_request_hash",
+    "mask_agents_run_key",
     "normalize_for_hash",
     "recorded_request_hash",
     "recorded_request_hashes",
@@ -129,14 +131,39 @@ def _digest(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+#: openai-agents sends ``prompt_cache_key="agents-sdk:run:<uuid4 hex>"``, new for every
+#: ``Runner.run`` without a conversation, session or trace group: hashed as this instead.
+AGENTS_RUN_KEY_MASK = "agents-sdk:run:__NORMALIZED__"
+_AGENTS_RUN_KEY = re.compile(r"agents-sdk:run:[0-9a-f]{32}")
+
+
+def _is_agents_run_key(value: Any) -> bool:
+    return isinstance(value, str) and _AGENTS_RUN_KEY.fullmatch(value) is not None
+
+
+def mask_agents_run_key(body: dict[str, Any]) -> dict[str, Any]:
+    """The built-in normalizer: openai-agents' per-run ``prompt_cache_key`` (at the body's
+    root or in its ``extra_body``) masked, in a copy; any other body is returned as it is."""
+    if _is_agents_run_key(body.get("prompt_cache_key")):
+        body = {**body, "prompt_cache_key": AGENTS_RUN_KEY_MASK}
+    extra = body.get("extra_body")
+    if isinstance(extra, dict) and _is_agents_run_key(extra.get("prompt_cache_key")):
+        body = {**body, "extra_body": {**extra, "prompt_cache_key": AGENTS_RUN_KEY_MASK}}
+    return body
+
+
 def apply_normalizers(normalizers: Sequence[BodyNormalizer], body: Any) -> Any:
-    if not normalizers or not isinstance(body, dict):
+    """The body as it is hashed before the reference's rules: the user's normalizers, then the
+    built-in one (:func:`mask_agents_run_key`)."""
+    if not isinstance(body, dict):
         return body
-    # Normalizers get a deep copy so a rule can never change what is sent or recorded.
-    result: dict[str, Any] = json.loads(json.dumps(body, default=str))
-    for rule in normalizers:
-        result = rule(result)
-    return result
+    if normalizers:
+        # Normalizers get a deep copy so a rule can never change what is sent or recorded.
+        result: dict[str, Any] = json.loads(json.dumps(body, default=str))
+        for rule in normalizers:
+            result = rule(result)
+        body = result
+    return mask_agents_run_key(body) if isinstance(body, dict) else body
 
 
 def endpoint_path(base_url: str, endpoint: str) -> str:

@@ -20,6 +20,7 @@ from ._exceptions import RecordingFormatError
 
 __all__ = [
     "FORMAT_VERSION",
+    "KNOWN_FORMAT_VERSIONS",
     "MAX_ID_MAPPING_ENTRIES",
     "MAX_ID_MAPPING_GROWTH",
     "MAX_RECORDING_BYTES",
@@ -31,7 +32,11 @@ __all__ = [
 ]
 
 #: Written as ``format_version``; files without it are reference recordings (version 1).
-FORMAT_VERSION = 1
+#: Version 2: a typed value's ``__data__`` holds only the fields its object carried (set),
+#: where version 1 held every field; both read the same way.
+FORMAT_VERSION = 2
+#: Every version this release reads.
+KNOWN_FORMAT_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -211,12 +216,13 @@ def parse_recording(raw: bytes, path: Path) -> Recording:
             raise RecordingFormatError(
                 path, f'the "{key}" field must be an object, found {type(data[key]).__name__}'
             )
-    version = data.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    version = data.get("format_version", 1)
+    if type(version) is not int or version not in KNOWN_FORMAT_VERSIONS:
         raise RecordingFormatError(
             path,
             f"format_version {version!r} is not known to this apirecorder release "
-            f"(it reads version {FORMAT_VERSION}); upgrade apirecorder or re-record the file",
+            f"(it reads versions {', '.join(map(str, KNOWN_FORMAT_VERSIONS))}); "
+            "upgrade apirecorder or re-record the file",
         )
     _check_response(data["request"], data["response"], path)
     mapping = data.get("id_normalization_mapping")

@@ -1,8 +1,10 @@
 """Typed values to JSON and back, importing classes only from an allow-list of modules.
 
-A pydantic model is written as ``{"__type__": "<module>.<qualname>", "__data__": <json>}``;
-a dataclass the same way; plain JSON values as they are. Reading resolves ``__type__`` only when
-its module lies under an allowed prefix, so a recording is always data, never code.
+A pydantic model is written as ``{"__type__": "<module>.<qualname>", "__data__": <json>}``,
+the data holding the fields it carries (``exclude_unset``), so it rebuilds with the same
+``model_fields_set``; a dataclass the same way; plain JSON values as they are. Reading
+resolves ``__type__`` only when its module lies under an allowed prefix, so a recording is
+always data, never code.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ import importlib
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._exceptions import RecordingFormatError, SerializationError, UnsafeTypeError
 
 __all__ = [
     "DEFAULT_ALLOWED_PREFIXES",
+    "TRUSTED_TYPES_KEY",
     "TypeBuilder",
     "allow_types",
+    "allowed_prefixes",
     "from_json",
     "is_allowed",
     "normalize_response_data",
     "resolve_type",
     "to_json",
+    "trust_to_record",
     "type_name",
 ]
 
@@ -78,6 +83,35 @@ def is_allowed(type_path: str, extra: Iterable[str] = ()) -> bool:
                 _allowed_answers.clear()
             _allowed_answers[key] = allowed
     return allowed
+
+
+#: The response key of a tool recording that names the modules its tool trusted beyond the
+#: allow-list (its own module, its return annotation's, its ``allow_types``).
+TRUSTED_TYPES_KEY = "trusted_types"
+
+
+def trust_to_record(trusted: Iterable[str]) -> list[str]:
+    """The prefixes a tool trusts that the default allow-list does not cover, as its recording
+    lists them (not what a run registered, so re-recording writes the same bytes)."""
+    return [
+        p for p in dict.fromkeys(trusted) if not any(_under(p, c) for c in DEFAULT_ALLOWED_PREFIXES)
+    ]
+
+
+def allowed_prefixes(
+    response: Mapping[str, Any], extra: Iterable[str] = (), tool: Iterable[str] | None = None
+) -> tuple[str, ...]:
+    """The prefixes a recording's ``__type__`` values may come from besides the allow-list.
+
+    The one rule of replay and ``verify``: ``extra`` (the user's ``allow_types``) and the
+    modules the recording's tool trusts. Replay passes the tool's own list (``tool``: the code
+    decides what is imported); ``verify``, which has no tool, reads the list written when the
+    recording was made from that same tool.
+    """
+    if tool is None:
+        written = response.get(TRUSTED_TYPES_KEY)
+        tool = [p for p in written if isinstance(p, str) and p] if isinstance(written, list) else ()
+    return tuple(dict.fromkeys((*tool, *extra)))
 
 
 def type_name(obj: Any) -> str:
@@ -240,12 +274,21 @@ def _normalize_fields(
     return out
 
 
+def _model_data(value: Any) -> Any:
+    # Only the fields the object carries (those the wire held): rebuilt from them, the
+    # replayed object has the live one's model_fields_set at every level, so what the
+    # application sends back (an SDK serializes with exclude_unset) is what it sent live.
+    # The default by_alias=False keeps both keys of a field whose alias also came in as an
+    # extra (openai's ``async_`` and ``async``), as the live object holds them.
+    return value.model_dump(mode="json", exclude_unset=True)
+
+
 def to_json(
     value: Any, request_hash: str | None = None, id_map: dict[str, str] | None = None
 ) -> Any:
     """Turn one response value into JSON, normalizing typed objects when a hash is given."""
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
-        data = value.model_dump(mode="json")
+        data = _model_data(value)
         if request_hash is not None:
             data = normalize_response_data(data, request_hash, id_map)
         return {"__type__": type_name(value), "__data__": data}

@@ -35,7 +35,7 @@ from ._exceptions import SerializationError, UnsafeTypeError
 from ._flow import Adapter, areplay_items, areplay_or_record, replay_items, replay_or_record
 from ._modes import Mode
 from ._recorder import Call, Session, active_session
-from ._serialization import from_json, resolve_type, to_json
+from ._serialization import allowed_prefixes, from_json, resolve_type, to_json, trust_to_record
 from ._storage import Recording
 from ._transportkw import is_plain_json
 from ._types import ExceptionData, ResponseRecord
@@ -260,7 +260,7 @@ class ToolAdapter(Adapter[Any]):
         self.async_items = async_items
 
     def replay(self, session: Session, recording: Recording, call: Call) -> Any:
-        trusted = (*self.trusted, *session.allowed_types)
+        trusted = allowed_prefixes(recording.response, session.allowed_types, self.trusted)
         response = recording.response
         body = response.get("body")
         if response.get("is_streaming"):
@@ -282,9 +282,17 @@ class ToolAdapter(Adapter[Any]):
     def is_async_stream(self, result: Any) -> bool:
         return isinstance(result, AsyncGeneratorType)
 
+    def _with_trust(self, response: ResponseRecord) -> ResponseRecord:
+        # What this tool trusts is written down, so `apirecorder verify` (which has no tool)
+        # judges the file's types by replay's rule (_serialization.allowed_prefixes).
+        trusted = trust_to_record(self.trusted)
+        if trusted:
+            response["trusted_types"] = trusted
+        return response
+
     def result_response(self, session: Session, call: Call, result: Any) -> ResponseRecord:
         what = f"the value returned by tool {call.endpoint}"
-        return {"body": encode_value(result, what), "is_streaming": False}
+        return self._with_trust({"body": encode_value(result, what), "is_streaming": False})
 
     def stream_response(
         self,
@@ -300,11 +308,11 @@ class ToolAdapter(Adapter[Any]):
         else:
             response = {"body": [encode_value(item, what) for item in chunks], "is_streaming": True}
         response["generator"] = "async" if self.is_async_stream(result) else "sync"
-        return response
+        return self._with_trust(response)
 
     def error_response(self, session: Session, call: Call, exc: BaseException) -> ResponseRecord:
         what = f"the exception raised by tool {call.endpoint}"
-        return exception_response(self.provider, exc, None, what)
+        return self._with_trust(exception_response(self.provider, exc, None, what))
 
     def drained(
         self,

@@ -85,6 +85,8 @@ class ResponseRecord(TypedDict, total=False):
     exception_message: str
     #: Tools only: whether a recorded stream was a sync or an async generator.
     generator: Literal["sync", "async"]
+    #: Tools only: module prefixes the tool trusted beyond the default allow-list.
+    trusted_types: list[str]
     #: Raw HTTP only (see ``_httpbody``).
     status: int
     reason: str

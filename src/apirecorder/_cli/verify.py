@@ -20,8 +20,10 @@ __all__ = ["register", "run"]
 DESCRIPTION = """\
 Check the recordings under PATH (default: the current folder):
   - every file loads (valid JSON, with "request" and "response", a known format version);
-  - every __type__ it names is in the allow-list of importable modules, and, when that
-    library is installed, names a class that exists;
+  - every __type__ it names is one replay would accept: in the allow-list of importable
+    modules or --allow-type, or, in a tool recording, from a module its tool trusted (the
+    tool's own module and return annotation, listed as "trusted_types"; not imported here);
+    and, when that library is installed, names a class that exists;
   - its name is the hash of its own request and test id (DESIGN section 4): <hash>.json, or
     models-<hash>-<digest>.json for model lists, whose digest must match the models held;
   - no model list is stored twice, and no file sits where replay would never read it
