@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 from . import _hashing
 from ._context import current_test_id
 from ._diagnostics import explain_miss
-from ._exceptions import RecordingNotFoundError
+from ._exceptions import ApiRecorderError, RecordingNotFoundError
 from ._modes import Mode
 from ._redaction import redact_recording, redact_text
 from ._requestjson import request_json
@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("apirecorder")
+E = TypeVar("E", bound=ApiRecorderError)
 
 
 @dataclass
@@ -75,6 +76,18 @@ class Session:
     debug: bool = field(default_factory=lambda: debug_enabled())
     #: Set when its block ends; a context that still holds it then sees no block of its own.
     closed: bool = field(default=False, repr=False)
+    #: Every replay miss and recorder error met in this session, in order: the pytest plugin
+    #: fails the test with them even when the code under test caught them.
+    misses: list[ApiRecorderError] = field(default_factory=list, repr=False)
+    #: How often each (test id, request hash) was asked for: the n-th identical call of a
+    #: test replays (and records) the n-th recording of it, ``<hash>-<n>.json``.
+    call_counts: dict[tuple[str | None, str], int] = field(default_factory=dict, repr=False)
+    #: The last recording found for each (test id, request hash): what replay answers when
+    #: a test makes the same call more often than was recorded.
+    _last_found: dict[tuple[str | None, str], Path] = field(default_factory=dict, repr=False)
+    #: id(call) -> (call, its ordinal), from the lookup that missed to the save that follows.
+    _to_save: dict[int, tuple[Call, int]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -184,32 +197,64 @@ class Session:
         """The recording to replay for ``call``, or None to make the call live.
 
         In replay mode a miss raises :class:`RecordingNotFoundError`. This is the one place
-        that picks the recording of a call (where ordered playback of identical requests
-        belongs) and the one place a miss is decided.
+        that picks the recording of a call and the one place a miss is decided. The n-th
+        identical call of a test (same hash, same test id) gets the n-th recording; past the
+        last one recorded, replay answers with the last one again (a finished job polled once
+        more), and ``record-if-missing`` records the missing one.
         """
         __tracebackhide__ = True  # pytest shows the test's own call, then the explanation
-        if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
+        if self.mode is Mode.LIVE:
             return None
-        found = self._find(call, call.request_hash)
-        if found is None and call.kind != "tool":
-            # A file named by the reference's previous hash rules (DESIGN 4) still replays;
-            # its hash is worked out only now, off the hot path.
-            previous = _hashing.recorded_request_hash(
-                call.test_id,
-                call.request,
-                generation=_hashing.Generation.PREVIOUS,
-                normalizers=self.normalizers,
-            )
-            if previous != call.request_hash:
-                found = self._find(call, previous)
+        ordinal = self._count(call)
+        found = None if self.mode is Mode.RECORD else self._find_ordinal(call, ordinal)
         if self.debug:
             folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
             self._debug(
-                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} in {folders}"
+                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} #{ordinal} "
+                f"in {folders}"
             )
         if found is None and self.mode is Mode.REPLAY:
             raise self.miss(call)
+        if found is None:
+            with self._lock:
+                self._to_save[id(call)] = (call, ordinal)
         return found
+
+    def _count(self, call: Call) -> int:
+        if call.is_model_list:
+            return 1  # model lists merge every file of their hash instead
+        key = (call.test_id, call.request_hash)
+        with self._lock:
+            ordinal = self.call_counts.get(key, 0) + 1
+            self.call_counts[key] = ordinal
+        return ordinal
+
+    def _find_ordinal(self, call: Call, ordinal: int) -> Recording | None:
+        key = (call.test_id, call.request_hash)
+        found = self._find(call, call.request_hash, ordinal)
+        if found is None and ordinal == 1:
+            found = self._find_fallbacks(call)
+        if found is not None:
+            self._last_found[key] = found.path
+        elif ordinal > 1 and self.mode is Mode.REPLAY and key in self._last_found:
+            found = self.storage.reload(self._last_found[key])
+        return found
+
+    def _find_fallbacks(self, call: Call) -> Recording | None:
+        # Names other writers gave the same request; worked out only after a miss, off the
+        # hot path. Only first calls: the reference writes no ``<hash>-<n>.json``.
+        if call.kind == "tool":
+            return None
+        # A file named by the reference's previous hash rules (DESIGN 4) still replays.
+        previous = _hashing.recorded_request_hash(
+            call.test_id,
+            call.request,
+            generation=_hashing.Generation.PREVIOUS,
+            normalizers=self.normalizers,
+        )
+        if previous != call.request_hash:
+            return self._find(call, previous, 1)
+        return None
 
     def miss(self, call: Call) -> RecordingNotFoundError:
         """The error of a replay miss, with what was asked, where we looked, and the nearest."""
@@ -218,22 +263,38 @@ class Session:
             call, mode=self.mode.value, folders=folders, normalizers=self.normalizers
         )
         # The message (and so a junit XML report) holds no secret the recording would not.
-        return RecordingNotFoundError(
-            redact_text(message, self),
-            request_hash=call.request_hash,
-            test_id=call.test_id if call.test_id is None else redact_text(call.test_id, self),
-            endpoint=call.endpoint,
-            searched=folders,
-            nearest=nearest,
+        return self.met(
+            RecordingNotFoundError(
+                redact_text(message, self),
+                request_hash=call.request_hash,
+                test_id=call.test_id if call.test_id is None else redact_text(call.test_id, self),
+                endpoint=call.endpoint,
+                searched=folders,
+                nearest=nearest,
+            )
         )
 
-    def _find(self, call: Call, request_hash: str) -> Recording | None:
+    def met(self, error: E) -> E:
+        """Note a recorder error (a miss, a failed write) the test must fail with; returns it."""
+        with self._lock:
+            self.misses.append(error)
+        return error
+
+    def _find(self, call: Call, request_hash: str, ordinal: int) -> Recording | None:
         if call.is_model_list:
             return merge_model_lists(self.storage.find_model_lists(request_hash, call.test_id))
-        return self.storage.find(request_hash, call.test_id)
+        return self.storage.find(request_hash, call.test_id, ordinal=ordinal)
 
     def save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
+        try:
+            return self._save(call, response)
+        except ApiRecorderError as exc:
+            # A failed write (read-only folder, bad redaction rule) must fail the test.
+            self.met(exc)
+            raise
+
+    def _save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         shared = _shared_by_tests(call)
         record: RecordData = {
             "test_id": None if shared else call.test_id,
@@ -242,7 +303,10 @@ class Session:
             "format_version": FORMAT_VERSION,
         }
         written = redact_recording(cast(dict[str, Any], record), self)
-        name = call.file_name
+        with self._lock:
+            pending = self._to_save.pop(id(call), None)
+        ordinal = pending[1] if pending is not None and pending[0] is call else 1
+        name = recording_file_name(call.request_hash, ordinal=ordinal)
         if call.is_model_list:
             name = recording_file_name(call.request_hash, model_ids(response.get("body")))
         # A shared file goes to the shared folder, which every test's lookup tries.
