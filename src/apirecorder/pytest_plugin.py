@@ -25,7 +25,7 @@ from ._ledger import (
     report_lines,
 )
 from ._modes import Mode
-from ._recording import Session, interceptors_kept, recording
+from ._recording import Session, fail_with_recorder_errors, interceptors_kept, recording
 from ._settings import resolve_mode, resolve_storage_dir
 
 __all__ = ["ApiRecorderPlugin"]
@@ -166,6 +166,13 @@ class ApiRecorderPlugin:
                 self.used |= session.storage.used
                 self.folders.update(session.storage.dirs_for(item.nodeid))
                 self.run.modes.add(mode.value)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        """A replay miss or recorder error fails the test as itself, with its explanation,
+        even when the code under test caught or wrapped it (``_recording``)."""
+        with fail_with_recorder_errors():
+            yield
 
     def pytest_unconfigure(self) -> None:
         if self._kept is not None:
