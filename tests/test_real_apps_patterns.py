@@ -9,6 +9,7 @@ n-th identical call of a test replays the n-th recorded answer (``<hash>.json``,
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import pytest
 import apirecorder
 from apirecorder._storage import HASH_NAME, name_ordinal
 from tests.upstream import Upstream
+
+pytest_plugins = ["pytester"]
 
 TEST_ID = "tests/test_real_apps_patterns.py::scenario"
 
@@ -195,3 +198,118 @@ def test_record_if_missing_records_only_the_missing_nth_call(
     (added,) = set(after) - set(before)
     assert name_ordinal(Path(added)) == 3
     assert {name: after[name] for name in before} == before
+
+
+# -- where the server lives ------------------------------------------------------------------
+
+
+def test_http_recordings_match_on_another_port_with_match_origin_off(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    import httpx
+
+    with (
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("record", tmp_path, match_origin=False),
+    ):
+        live = httpx.get(f"{upstream.url}/misc/json?b=2&a=1").json()
+    other = Upstream().start()  # a free port of its own, stopped at once: nothing listens
+    other_url = other.url.replace("127.0.0.1", "localhost")
+    assert other.port != upstream.port
+    other.stop()
+    upstream.stop()
+    with (
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("replay", tmp_path, match_origin=False, block_network=True),
+    ):
+        assert httpx.get(f"{other_url}/misc/json?a=1&b=2").json() == live
+    with (
+        pytest.raises(apirecorder.RecordingNotFoundError),
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("replay", tmp_path),
+    ):
+        httpx.get(f"{other_url}/misc/json?a=1&b=2")
+
+
+def test_match_origin_from_the_environment(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    monkeypatch.setenv("APIRECORDER_MATCH_ORIGIN", "0")
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = requests.get(f"{upstream.url}/misc/json", timeout=5).json()
+    url = upstream.url.replace("127.0.0.1", "localhost")
+    upstream.stop()
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
+        assert requests.get(f"{url}/misc/json", timeout=5).json() == live
+
+
+def test_query_order_never_matters(upstream: Upstream, tmp_path: Path) -> None:
+    import requests
+
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = requests.get(f"{upstream.url}/misc/json?b=2&a=1", timeout=5).json()
+    url = upstream.url
+    upstream.stop()
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
+        assert requests.get(f"{url}/misc/json?a=1&b=2", timeout=5).json() == live
+
+
+def test_a_file_named_from_the_unsorted_url_still_replays(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    from apirecorder._hashing import http_request_hash
+
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
+        live = requests_get(f"{upstream.url}/misc/json?b=2&a=1")
+    (path,) = tmp_path.glob("*.json")
+    request = json.loads(path.read_text())["request"]
+    # The reference hashes the URL as sent: rename the file to its name.
+    reference = http_request_hash(
+        request["url"], "GET", request["payload"], TEST_ID, sort_query=False
+    )
+    assert f"{reference}.json" != path.name
+    path.rename(tmp_path / f"{reference}.json")
+    url = upstream.url
+    upstream.stop()
+    with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
+        assert requests_get(f"{url}/misc/json?b=2&a=1") == live
+    from apirecorder._cli._verifying import verify_recordings
+    from apirecorder._storage import load_recording
+
+    assert verify_recordings([load_recording(tmp_path / f"{reference}.json")]).problems == []
+
+
+def requests_get(url: str) -> Any:
+    import requests
+
+    return requests.get(url, timeout=5).json()
+
+
+def test_match_origin_precedence() -> None:
+    from apirecorder._settings import resolve_match_origin
+
+    assert resolve_match_origin(environ={}) is True
+    assert resolve_match_origin(environ={"APIRECORDER_MATCH_ORIGIN": "0"}) is False
+    assert resolve_match_origin(ini="false", environ={"APIRECORDER_MATCH_ORIGIN": "1"}) is False
+    assert resolve_match_origin(marker=True, ini="false", environ={}) is True
+
+
+def test_match_origin_from_the_ini_file_and_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\napirecorder_match_origin = false\n")
+    pytester.makepyfile(
+        test_origin="""
+        import pytest
+        from apirecorder._recording import engine_of
+
+        def test_ini(apirecorder):
+            assert engine_of(apirecorder).match_origin is False
+
+        @pytest.mark.apirecorder(match_origin=True)
+        def test_marker(apirecorder):
+            assert engine_of(apirecorder).match_origin is True
+        """
+    )
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -40,7 +40,7 @@ from ._storage import (
     model_ids,
     recording_file_name,
 )
-from ._types import Call, RecordData, ResponseRecord
+from ._types import Call, HttpRequest, RecordData, ResponseRecord
 
 __all__ = [
     "Call",
@@ -72,6 +72,8 @@ class Session:
     id_counters: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     #: Live id -> the stable id written in its place; see ``normalize_response_data``.
     id_map: dict[str, str] = field(default_factory=dict)
+    #: False: raw HTTP recordings match whatever the scheme, host and port (``hashed_url``).
+    match_origin: bool = True
     #: ``$APIRECORDER_DEBUG``, read once when the session starts.
     debug: bool = field(default_factory=lambda: debug_enabled())
     #: Set when its block ends; a context that still holds it then sees no block of its own.
@@ -155,18 +157,21 @@ class Session:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
         payload = request_json(payload, self.id_map)
+        request: dict[str, Any] = {
+            "test_id": test_id,
+            "method": method.upper(),
+            "url": url,
+            "headers": headers,
+            "payload": payload,
+        }
+        if not self.match_origin:
+            request["match_origin"] = False  # so verify and rehash hash it the same way
         call = Call(
             kind="http",
             request_hash=_hashing.http_request_hash(
-                url, method, payload, test_id, self.normalizers
+                url, method, payload, test_id, self.normalizers, match_origin=self.match_origin
             ),
-            request={
-                "test_id": test_id,
-                "method": method.upper(),
-                "url": url,
-                "headers": headers,
-                "payload": payload,
-            },
+            request=cast(HttpRequest, request),
             test_id=test_id,
             endpoint=f"{method.upper()} {url}",
             model=str(payload.get("model", "")) if isinstance(payload, dict) else "",
@@ -241,19 +246,28 @@ class Session:
         return found
 
     def _find_fallbacks(self, call: Call) -> Recording | None:
-        # Names other writers gave the same request; worked out only after a miss, off the
-        # hot path. Only first calls: the reference writes no ``<hash>-<n>.json``.
+        # Names other writers gave the same request, worked out only after a miss, off the
+        # hot path: the reference's previous hash rules (DESIGN 4), and for raw HTTP its
+        # hash of the URL as sent (query unsorted). Only first calls: the reference writes
+        # no ``<hash>-<n>.json``.
         if call.kind == "tool":
             return None
-        # A file named by the reference's previous hash rules (DESIGN 4) still replays.
-        previous = _hashing.recorded_request_hash(
-            call.test_id,
-            call.request,
-            generation=_hashing.Generation.PREVIOUS,
-            normalizers=self.normalizers,
+        candidates = dict.fromkeys(
+            _hashing.recorded_request_hash(
+                call.test_id,
+                call.request,
+                generation=generation,
+                normalizers=self.normalizers,
+                sort_query=sort_query,
+            )
+            for sort_query in ((True, False) if call.kind == "http" else (True,))
+            for generation in _hashing.GENERATIONS
         )
-        if previous != call.request_hash:
-            return self._find(call, previous, 1)
+        candidates.pop(call.request_hash, None)
+        for request_hash in candidates:
+            found = self._find(call, request_hash, 1)
+            if found is not None:
+                return found
         return None
 
     def miss(self, call: Call) -> RecordingNotFoundError:

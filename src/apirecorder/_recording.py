@@ -24,7 +24,13 @@ from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
 from ._network import parse_hosts, session_guard
-from ._settings import DIR_ENV, HOSTS_UNDER_TEST_ENV, first_set, resolve_mode
+from ._settings import (
+    DIR_ENV,
+    HOSTS_UNDER_TEST_ENV,
+    first_set,
+    resolve_match_origin,
+    resolve_mode,
+)
 from ._storage import Storage
 from ._tools import ToolSpec, patch_tools
 
@@ -89,6 +95,7 @@ def recording(
     redact_json_paths: Sequence[str] | None = None,
     redact_patterns: Sequence[Any] | None = None,
     secret_env_vars: Sequence[str] | None = None,
+    match_origin: bool | None = None,
 ) -> Iterator[Session]:
     """Intercept every supported client inside the block, in ``mode``.
 
@@ -99,6 +106,8 @@ def recording(
     seen by the thread or task that opens it (and the tasks it starts); with
     ``process_wide=True`` also by every thread that has no block of its own, as a server
     under test needs. The redaction and network options are described in docs/security.md.
+    ``match_origin=False`` (default ``$APIRECORDER_MATCH_ORIGIN``, else True) makes raw HTTP
+    recordings match whatever the scheme, host and port of the server.
     """
     resolved = resolve_mode(cli=mode)
     directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
@@ -126,6 +135,7 @@ def recording(
         ),
         allowed_types=_names(allowed_types),
         options=options,
+        match_origin=resolve_match_origin(marker=match_origin),
     )
     view = Session(
         mode=engine.mode,

@@ -164,11 +164,17 @@ def expected_file_name(
     normalizers: Sequence[_hashing.BodyNormalizer] = (),
     *,
     generation: _hashing.Generation = _hashing.Generation.CURRENT,
+    sort_query: bool = True,
 ) -> str:
     """The file name a recording must have under ``generation``: the hash of its own request
-    (DESIGN 4 and 5). Raises TypeError or ValueError for a request JSON cannot hash."""
+    (DESIGN 4 and 5; ``sort_query=False``: the reference's name of a raw HTTP request).
+    Raises TypeError or ValueError for a request JSON cannot hash."""
     request_hash = _hashing.recorded_request_hash(
-        recording.test_id, recording.request, generation=generation, normalizers=normalizers
+        recording.test_id,
+        recording.request,
+        generation=generation,
+        normalizers=normalizers,
+        sort_query=sort_query,
     )
     if is_model_list(recording.request):
         return recording_file_name(request_hash, model_ids(recording.response.get("body")))
