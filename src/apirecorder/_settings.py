@@ -21,10 +21,12 @@ __all__ = [
     "DIR_ENV",
     "HOSTS_UNDER_TEST_ENV",
     "IGNORE_HOSTS_ENV",
+    "MATCH_ORIGIN_ENV",
     "MODE_ENV",
     "debug_enabled",
     "first_set",
     "record_command",
+    "resolve_match_origin",
     "resolve_mode",
     "resolve_storage_dir",
 ]
@@ -35,6 +37,8 @@ DEBUG_ENV = "APIRECORDER_DEBUG"
 #: Hosts of servers under test, comma or space separated (added to ``hosts_under_test``).
 HOSTS_UNDER_TEST_ENV = "APIRECORDER_HOSTS_UNDER_TEST"
 IGNORE_HOSTS_ENV = "APIRECORDER_IGNORE_HOSTS"
+#: ``0`` (or false, no, off): raw HTTP recordings match whatever the scheme, host and port.
+MATCH_ORIGIN_ENV = "APIRECORDER_MATCH_ORIGIN"
 
 T = TypeVar("T")
 
@@ -83,6 +87,32 @@ def resolve_storage_dir(
             return (root / Path(relative)) if root is not None else Path(relative)
     from_env = env.get(DIR_ENV)
     return Path(from_env).resolve() if from_env else None
+
+
+def _flag(value: bool | str | None) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None  # unset (or unreadable): the next source decides
+
+
+def resolve_match_origin(
+    *,
+    marker: bool | str | None = None,
+    ini: bool | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether raw HTTP recordings match on scheme, host and port (default: yes)."""
+    env = os.environ if environ is None else environ
+    for candidate in (marker, ini, env.get(MATCH_ORIGIN_ENV)):
+        flag = _flag(candidate)
+        if flag is not None:
+            return flag
+    return True
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -26,7 +26,7 @@ from ._ledger import (
 )
 from ._modes import Mode
 from ._recording import Session, fail_with_recorder_errors, interceptors_kept, recording
-from ._settings import resolve_mode, resolve_storage_dir
+from ._settings import resolve_match_origin, resolve_mode, resolve_storage_dir
 
 __all__ = ["ApiRecorderPlugin"]
 
@@ -70,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Record or replay every test, not only those marked apirecorder.",
         type="bool",
         default=False,
+    )
+    parser.addini(
+        "apirecorder_match_origin",
+        "false: raw HTTP recordings match whatever the scheme, host and port of the server "
+        "(a local server on a free port, a proxy, a region).",
+        default="",
     )
     _add_security_options(group, parser)
     parser.addini(
@@ -128,6 +134,9 @@ class ApiRecorderPlugin:
             ini=self.config.getini("apirecorder_dir") or None,
             root=self.root,
         )
+        match_origin = self.config.getini("apirecorder_match_origin")
+        if match_origin:
+            marker_kwargs.setdefault("match_origin", resolve_match_origin(ini=match_origin))
         for key in ("hosts_under_test", "ignore_hosts"):
             hosts = self.config.getini(f"apirecorder_{key}")
             if hosts:
