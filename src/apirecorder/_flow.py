@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from ._exceptions import ApiRecorderError, interrupting
-from ._recorder import Session, sdk_layer_call
+from ._recorder import Session, recorded_above, sdk_layer_call
 from ._serialization import TypeBuilder
 from ._storage import Recording
 from ._types import Call, ResponseRecord
@@ -129,6 +129,8 @@ def replay_or_record(
 ) -> Any:
     """Replay ``call``, or run ``invoke()`` live and record it: the flow of a sync call."""
     __tracebackhide__ = True  # a miss points at the caller's line, not at this flow
+    if recorded_above(call):
+        return invoke()
     if not adapter.below_clients:
         return _replay_or_record(session, call, adapter, invoke)
     try:
@@ -146,7 +148,7 @@ def _replay_or_record(
         return adapter.replay(session, found, call)
     if not session.records:
         return invoke()
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         try:
             result = invoke()
         except adapter.call_errors as exc:
@@ -168,6 +170,8 @@ async def areplay_or_record(
 ) -> Any:
     """The flow of an async call: :func:`replay_or_record` where ``invoke()`` is awaited."""
     __tracebackhide__ = True
+    if recorded_above(call):
+        return await invoke()
     if not adapter.below_clients:
         return await _areplay_or_record(session, call, adapter, invoke)
     try:
@@ -185,7 +189,7 @@ async def _areplay_or_record(
         return adapter.replay(session, found, call)
     if not session.records:
         return await invoke()
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         try:
             result = await invoke()
         except adapter.call_errors as exc:
@@ -243,7 +247,7 @@ def _save_stream(
 async def _drain_when_iterated(
     session: Session, call: Call, adapter: Adapter[R], result: R
 ) -> AsyncIterator[Any]:
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         chunks, error = await _adrain(adapter, result)
     async for item in _save_stream(session, call, adapter, result, chunks, error):
         yield item

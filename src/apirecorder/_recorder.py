@@ -48,6 +48,7 @@ __all__ = [
     "activated",
     "active_session",
     "handled_above",
+    "recorded_above",
     "record_command",
     "sdk_layer_call",
 ]
@@ -358,13 +359,14 @@ def _shared_by_tests(call: Call) -> bool:
 
 # -- one call, one recording ----------------------------------------------------------
 
-_sdk_call: ContextVar[bool] = ContextVar("apirecorder_sdk_call", default=False)
+#: The hash of the call an SDK layer is recording live here ("" for one not described).
+_sdk_call: ContextVar[str | None] = ContextVar("apirecorder_sdk_call", default=None)
 
 
 @contextmanager
-def sdk_layer_call() -> Iterator[None]:
+def sdk_layer_call(call: Call | None = None) -> Iterator[None]:
     """Mark a live call an SDK layer is recording, so the HTTP layer below lets it pass."""
-    token = _sdk_call.set(True)
+    token = _sdk_call.set(call.request_hash if call is not None else "")
     try:
         yield
     finally:
@@ -373,7 +375,13 @@ def sdk_layer_call() -> Iterator[None]:
 
 def handled_above() -> bool:
     """True while an SDK layer records the current call (the HTTP layer must not)."""
-    return _sdk_call.get()
+    return _sdk_call.get() is not None
+
+
+def recorded_above(call: Call) -> bool:
+    """True when this very call is being recorded by the same flow further up (its library
+    patched twice): the inner one only passes it on, so it counts and is written once."""
+    return _sdk_call.get() == call.request_hash
 
 
 # -- the active session ---------------------------------------------------------------
