@@ -215,9 +215,9 @@ class Session:
         found = None if self.mode is Mode.RECORD else self._find_ordinal(call, ordinal)
         if self.debug:
             folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
+            nth = f" (identical call #{ordinal})" if ordinal > 1 else ""
             self._debug(
-                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} #{ordinal} "
-                f"in {folders}"
+                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} in {folders}{nth}"
             )
         if found is None and self.mode is Mode.REPLAY:
             raise self.miss(call)
