@@ -48,8 +48,8 @@ __all__ = [
     "activated",
     "active_session",
     "handled_above",
-    "recorded_above",
     "record_command",
+    "recorded_above",
     "sdk_layer_call",
 ]
 
