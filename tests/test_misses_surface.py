@@ -224,3 +224,23 @@ def test_code_that_catches_everything_still_fails_the_test(pytester: pytest.Pyte
     assert out.count("RecordingNotFoundError: No recording for this http call") >= 3
     assert "the code under test caught this error; the test fails with it anyway" in out
     assert "RuntimeError: the model is unavailable" in out
+
+
+def test_a_miss_inside_a_task_group_surfaces_as_the_plain_error(tmp_path: Path) -> None:
+    async def two_calls() -> None:
+        client = anthropic.AsyncAnthropic(base_url=NOWHERE, api_key="sk-ant-test")
+        async with asyncio.TaskGroup() as group:
+            for text in ("one", "two"):
+                group.create_task(
+                    client.messages.create(
+                        model=MODEL, max_tokens=8, messages=[{"role": "user", "content": text}]
+                    )
+                )
+
+    with (
+        pytest.raises(apirecorder.RecordingNotFoundError) as caught,
+        apirecorder.test_context(TEST_ID),
+        apirecorder.recording("replay", tmp_path),
+    ):
+        asyncio.run(two_calls())
+    assert type(caught.value) is apirecorder.RecordingNotFoundError

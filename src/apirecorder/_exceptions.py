@@ -36,6 +36,7 @@ __all__ = [
     "UnsafeTypeError",
     "interrupting",
     "is_interrupting",
+    "raise_surfaced",
     "surfaced",
 ]
 
@@ -155,6 +156,15 @@ def surfaced(error: BaseException) -> BaseException | None:
         if leaves and all(is_interrupting(leaf) for leaf in leaves):
             return surfaced(leaves[0])
     return None
+
+
+def raise_surfaced(error: BaseException) -> None:
+    """Raise the plain error ``error`` stands for (its cause kept, its traceback the one it
+    travelled with); return when it stands for none. Used at apirecorder's boundaries."""
+    __tracebackhide__ = True
+    plain = surfaced(error)
+    if plain is not None:
+        raise plain.with_traceback(error.__traceback__) from plain.__cause__
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

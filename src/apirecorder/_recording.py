@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _recorder
-from ._exceptions import ApiRecorderError, surfaced
+from ._exceptions import ApiRecorderError, raise_surfaced, surfaced
 from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
@@ -156,12 +156,10 @@ def recording(
         ):
             yield view
     except BaseException as exc:
-        plain = surfaced(exc)
-        if plain is None:
-            raise
         # Below a client a miss travels as its interrupting twin; the block hands the test
         # the error itself (its cause kept), as the place where it was met.
-        raise plain.with_traceback(exc.__traceback__) from plain.__cause__
+        raise_surfaced(exc)
+        raise
     finally:
         _close_block()
 
@@ -180,9 +178,7 @@ def fail_with_recorder_errors() -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        plain = surfaced(exc)
-        if plain is not None:
-            raise plain.with_traceback(exc.__traceback__) from plain.__cause__
+        raise_surfaced(exc)
         missed = _unseen(engine, before, exc)
         if missed is None:
             raise
