@@ -244,3 +244,18 @@ def test_a_miss_inside_a_task_group_surfaces_as_the_plain_error(tmp_path: Path) 
     ):
         asyncio.run(two_calls())
     assert type(caught.value) is apirecorder.RecordingNotFoundError
+
+
+def test_the_twin_is_caught_as_the_error_and_not_as_exception() -> None:
+    from apirecorder._exceptions import interrupting, is_interrupting, surfaced
+
+    error = apirecorder.RecordingNotFoundError("why", request_hash="h", test_id=None, endpoint="e")
+    twin = interrupting(error)
+    assert isinstance(twin, apirecorder.RecordingNotFoundError)
+    assert isinstance(twin, apirecorder.ApiRecorderError)
+    assert not isinstance(twin, Exception)
+    assert (str(twin), twin.endpoint, twin.request_hash) == ("why", "e", "h")
+    assert is_interrupting(twin) and interrupting(twin) is twin
+    assert surfaced(twin) is error and surfaced(error) is None
+    assert surfaced(BaseExceptionGroup("g", [twin, interrupting(error)])) is error
+    assert surfaced(BaseExceptionGroup("g", [twin, ValueError()])) is None

@@ -19,7 +19,9 @@ import openai
 import pytest
 
 import apirecorder
-from apirecorder._storage import HASH_NAME, name_ordinal
+from apirecorder._cli._verifying import verify_recordings
+from apirecorder._ledger import RECORDING_NAME
+from apirecorder._storage import HASH_NAME, load_recording, name_ordinal
 from tests.upstream import Upstream
 
 pytest_plugins = ["pytester"]
@@ -99,7 +101,10 @@ def test_polling_replays_every_intermediate_status(upstream: Upstream, tmp_path:
     names = sorted(p.name for p in tmp_path.glob("*.json"))
     # The create, then three polls of one request: <hash>.json, <hash>-2.json, <hash>-3.json.
     assert sorted(name_ordinal(Path(n)) for n in names) == [1, 1, 2, 3]
-    assert all(HASH_NAME.fullmatch(n) for n in names)
+    assert all(HASH_NAME.fullmatch(n) and RECORDING_NAME.fullmatch(n) for n in names)
+    # verify takes <hash>-<n>.json as valid: the hash of its request, its ordinal kept.
+    files = [load_recording(path) for path in sorted(tmp_path.glob("*.json"))]
+    assert verify_recordings(files).problems == []
 
 
 def test_anthropic_message_batch_polling(upstream: Upstream, tmp_path: Path) -> None:
@@ -275,9 +280,6 @@ def test_a_file_named_from_the_unsorted_url_still_replays(
     upstream.stop()
     with apirecorder.test_context(TEST_ID), apirecorder.recording("replay", tmp_path):
         assert requests_get(f"{url}/misc/json?b=2&a=1") == live
-    from apirecorder._cli._verifying import verify_recordings
-    from apirecorder._storage import load_recording
-
     assert verify_recordings([load_recording(tmp_path / f"{reference}.json")]).problems == []
 
 
@@ -313,3 +315,12 @@ def test_match_origin_from_the_ini_file_and_the_marker(pytester: pytest.Pytester
     )
     result = pytester.runpytest("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_hashed_url_sorts_the_query_and_can_drop_the_origin() -> None:
+    from apirecorder._hashing import hashed_url
+
+    assert hashed_url("http://h:1/p?b=2&a=1&b=1") == "http://h:1/p?a=1&b=2&b=1"
+    assert hashed_url("http://h:1/p?b=2&a=1", sort_query=False) == "http://h:1/p?b=2&a=1"
+    assert hashed_url("https://other:2/p?b=%20&a", match_origin=False) == "/p?a&b=%20"
+    assert hashed_url("http://h/p") == "http://h/p"
