@@ -259,3 +259,40 @@ def test_the_twin_is_caught_as_the_error_and_not_as_exception() -> None:
     assert surfaced(twin) is error and surfaced(error) is None
     assert surfaced(BaseExceptionGroup("g", [twin, interrupting(error)])) is error
     assert surfaced(BaseExceptionGroup("g", [twin, ValueError()])) is None
+
+
+def test_botocore_and_tenacity_do_not_retry_a_miss(upstream: Upstream, tmp_path: Path) -> None:
+    import boto3
+    import tenacity
+
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=upstream.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    )
+    attempts: list[int] = []
+
+    @tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_none())
+    def fetch() -> Any:
+        attempts.append(1)
+        return httpx.get(f"{upstream.url}/misc/json")
+
+    for call in (
+        lambda: bedrock.converse(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0",
+            messages=[{"role": "user", "content": [{"text": "hi"}]}],
+        ),
+        fetch,
+    ):
+        started = time.perf_counter()
+        with (
+            pytest.raises(apirecorder.RecordingNotFoundError),
+            apirecorder.test_context(TEST_ID),
+            apirecorder.recording("replay", tmp_path),
+        ):
+            call()
+        timed("botocore / tenacity replay miss", started)
+    assert attempts == [1]
+    assert upstream.requests == []
