@@ -211,8 +211,9 @@ def test_stream_helper_text_stream_and_final_message(upstream: Upstream, tmp_pat
 
 def test_overloaded_529_replays_as_the_sdk_error(upstream: Upstream, tmp_path: Path) -> None:
     def scenario(base_url: str) -> tuple[type[BaseException], int, object]:
-        # The SDK retries a 529 (twice by default): every attempt is the same request, so
-        # they share one recording, and the replay retries and fails just the same.
+        # The SDK retries a 529 (twice by default): every attempt is the same request made
+        # again, recorded as <hash>.json, <hash>-2.json, <hash>-3.json, and the replay
+        # retries and fails just the same.
         with pytest.raises(anthropic.APIStatusError) as caught:
             client(base_url, max_retries=2).messages.create(
                 model=MODEL, max_tokens=100, messages=user("TRIGGER_529 please")
@@ -226,8 +227,9 @@ def test_overloaded_529_replays_as_the_sdk_error(upstream: Upstream, tmp_path: P
     assert status == 529
     assert body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     assert len(upstream.requests_to("/v1/messages")) == 3
-    (recording,) = recordings(tmp_path)
-    assert recording["response"]["status"] == 529
+    attempts = recordings(tmp_path)
+    assert len(attempts) == 3
+    assert {attempt["response"]["status"] for attempt in attempts} == {529}
 
 
 def test_error_event_midway_replays_the_same_error(upstream: Upstream, tmp_path: Path) -> None:

@@ -38,9 +38,9 @@ RECORD_ONE = textwrap.dedent(
     import os, time
     while len([n for n in os.listdir(f"{folder}/..") if n.endswith(".ready")]) < peers:
         time.sleep(0.001)
-    with apirecorder.test_context("tests/test_race.py::race"), \\
-            apirecorder.recording("record", folder):
-        for _ in range(count):
+    for _ in range(count):  # a block each: the same call again in one block is the n-th
+        with apirecorder.test_context("tests/test_race.py::race"), \\
+                apirecorder.recording("record", folder):
             client.chat.completions.create(
                 model="gpt-4o",
                 messages=[{"role": "user", "content": "race"}],

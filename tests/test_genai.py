@@ -161,8 +161,9 @@ def test_errors_replay_as_the_sdks_classes(
     recorded, replayed = record_then_replay(upstream, tmp_path, scenario, TEST_ID)
     assert replayed == recorded
     assert all(found[1:3] == (code, status) for found in recorded)
-    # Sync and async generate_content are one request (one hash); the stream is the other.
-    assert len(recordings(tmp_path)) == 2
+    # Sync and async generate_content are one request made twice (<hash>.json and
+    # <hash>-2.json); the stream is the other.
+    assert len(recordings(tmp_path)) == 3
 
 
 # -- the reference's own recordings -------------------------------------------------------------

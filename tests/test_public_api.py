@@ -46,6 +46,7 @@ def test_the_session_users_get_is_a_small_read_only_view(tmp_path: object) -> No
             "allowed_types",
             "hosts_under_test",
             "ignore_hosts",
+            "misses",
             "mode",
             "options",
             "process_wide",

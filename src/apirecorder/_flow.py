@@ -10,8 +10,11 @@ every library belongs in the flow or the session, once:
 
 - which recording answers a call (ordered playback of identical requests): ``Session.lookup``;
 - what a replay miss does: ``Session.lookup`` / ``Session.miss``, raised from the flow before
-  ``invoke`` (an SDK layer sits above the SDK's retries; a miss in the HTTP layer still meets
-  them, and the flow is where it would be made to bypass them);
+  ``invoke``. An SDK layer sits above the SDK's retries and raises the error itself; an
+  adapter ``below_clients`` (the HTTP layer) raises its interrupting twin
+  (``_exceptions.interrupting``), which no ``except Exception`` retry or wrapping loop of the
+  client above catches; so does a recorder error met while recording (a failed write), so a
+  billed call is never repeated;
 - how live ids map to stable ones across layers: ``Session.id_map``, filled when a response is
   serialized and applied when the next request is described (``_requestjson``).
 """
@@ -22,7 +25,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from ._recorder import Session, sdk_layer_call
+from ._exceptions import ApiRecorderError, interrupting
+from ._recorder import Session, recorded_above, sdk_layer_call
 from ._serialization import TypeBuilder
 from ._storage import Recording
 from ._types import Call, ResponseRecord
@@ -50,6 +54,9 @@ class Adapter(Generic[R]):
     call_errors: tuple[type[BaseException], ...] = ()
     #: Errors met while draining a live stream: recorded after the chunks before them.
     stream_errors: tuple[type[BaseException], ...] = ()
+    #: True for a layer below client code that may retry or wrap what it raises (an HTTP
+    #: client's transport): a recorder error leaves it as its interrupting twin.
+    below_clients: bool = False
 
     # -- replay -------------------------------------------------------------------------
     def replay(self, session: Session, recording: Recording, call: Call) -> Any:
@@ -122,12 +129,26 @@ def replay_or_record(
 ) -> Any:
     """Replay ``call``, or run ``invoke()`` live and record it: the flow of a sync call."""
     __tracebackhide__ = True  # a miss points at the caller's line, not at this flow
+    if recorded_above(call):
+        return invoke()
+    if not adapter.below_clients:
+        return _replay_or_record(session, call, adapter, invoke)
+    try:
+        return _replay_or_record(session, call, adapter, invoke)
+    except ApiRecorderError as exc:
+        raise interrupting(exc) from None
+
+
+def _replay_or_record(
+    session: Session, call: Call, adapter: Adapter[R], invoke: Callable[[], R]
+) -> Any:
+    __tracebackhide__ = True
     found = session.lookup(call)
     if found is not None:
         return adapter.replay(session, found, call)
     if not session.records:
         return invoke()
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         try:
             result = invoke()
         except adapter.call_errors as exc:
@@ -149,12 +170,26 @@ async def areplay_or_record(
 ) -> Any:
     """The flow of an async call: :func:`replay_or_record` where ``invoke()`` is awaited."""
     __tracebackhide__ = True
+    if recorded_above(call):
+        return await invoke()
+    if not adapter.below_clients:
+        return await _areplay_or_record(session, call, adapter, invoke)
+    try:
+        return await _areplay_or_record(session, call, adapter, invoke)
+    except ApiRecorderError as exc:
+        raise interrupting(exc) from None
+
+
+async def _areplay_or_record(
+    session: Session, call: Call, adapter: Adapter[R], invoke: Callable[[], Awaitable[R]]
+) -> Any:
+    __tracebackhide__ = True
     found = session.lookup(call)
     if found is not None:
         return adapter.replay(session, found, call)
     if not session.records:
         return await invoke()
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         try:
             result = await invoke()
         except adapter.call_errors as exc:
@@ -212,7 +247,7 @@ def _save_stream(
 async def _drain_when_iterated(
     session: Session, call: Call, adapter: Adapter[R], result: R
 ) -> AsyncIterator[Any]:
-    with sdk_layer_call():
+    with sdk_layer_call(call):
         chunks, error = await _adrain(adapter, result)
     async for item in _save_stream(session, call, adapter, result, chunks, error):
         yield item

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 __all__ = [
     "AGENTS_RUN_KEY_MASK",
@@ -23,6 +23,7 @@ __all__ = [
     "Generation",
     "apply_normalizers",
     "endpoint_path",
+    "hashed_url",
     "http_request_hash",
     "inference_request_hash",
     "mask_agents_run_key",
@@ -209,6 +210,24 @@ def tool_request_hash(provider: str, tool_name: str, kwargs: Mapping[str, Any]) 
     return _digest({"provider": provider, "tool_name": tool_name, "kwargs": kwargs})
 
 
+def hashed_url(url: str, *, match_origin: bool = True, sort_query: bool = True) -> str:
+    """The URL of a raw HTTP request as it is hashed.
+
+    Query parameters are sorted by name (the order of a repeated name kept, nothing
+    re-encoded), so their order never matters; with ``match_origin=False`` the scheme, host
+    and port are left out, so a server on another port, host or scheme matches.
+    """
+    if match_origin and (not sort_query or "?" not in url):
+        return url
+    parts = urlsplit(url)
+    query = parts.query
+    if sort_query and "&" in query:
+        query = "&".join(sorted(query.split("&"), key=lambda item: item.partition("=")[0]))
+    if match_origin:
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return urlunsplit(("", "", parts.path, query, parts.fragment))
+
+
 def http_request_hash(
     url: str,
     method: str,
@@ -217,16 +236,20 @@ def http_request_hash(
     normalizers: Sequence[BodyNormalizer] = (),
     *,
     generation: Generation = Generation.CURRENT,
+    match_origin: bool = True,
+    sort_query: bool = True,
 ) -> str:
-    """Hash a raw HTTP exchange from its URL, method, payload and test id.
+    """Hash a raw HTTP exchange from its URL (see :func:`hashed_url`), method, payload and
+    test id.
 
     The reference normalizes payloads with the same function as inference bodies (file-search
-    masks and the root ``project_id`` rule included), but never drops ``stream_options``.
+    masks and the root ``project_id`` rule included), but never drops ``stream_options``. It
+    hashes the URL as sent: ``sort_query=False`` gives its name for a query in another order.
     """
     return _digest(
         {
             "test_id": test_id,
-            "url": url,
+            "url": hashed_url(url, match_origin=match_origin, sort_query=sort_query),
             "method": method.upper(),
             "payload": normalize_for_hash(apply_normalizers(normalizers, payload), generation),
         }
@@ -248,12 +271,14 @@ def recorded_request_hash(
     *,
     generation: Generation = Generation.CURRENT,
     normalizers: Sequence[BodyNormalizer] = (),
+    sort_query: bool = True,
 ) -> str:
     """The hash of a recorded request, from the recording's ``test_id`` and ``request``.
 
     The one place that re-derives a file name from its content, for every kind: ``verify``,
     ``rehash``, the tests and the session all call it. Raises TypeError or ValueError when
-    the request holds values JSON cannot hash.
+    the request holds values JSON cannot hash. A raw HTTP request recorded with
+    ``match_origin=False`` says so in its ``match_origin`` key.
     """
     kind = request_kind(request)
     if kind == "tool":
@@ -271,6 +296,8 @@ def recorded_request_hash(
             test_id,
             normalizers,
             generation=generation,
+            match_origin=request.get("match_origin") is not False,
+            sort_query=sort_query,
         )
     return inference_request_hash(
         str(request.get("method", "POST")),

@@ -364,8 +364,11 @@ def replay_recording(recording: Recording, call: Call) -> ReplayedResponse:
 class HttpAdapter(Adapter[R]):
     """The flow's view of a raw HTTP exchange: the live response is a stream of body bytes,
     and the client gets the written recording back (redacted and normalized), not the live
-    response, so a test sees the same thing when it records as when it replays.
+    response, so a test sees the same thing when it records as when it replays. It sits
+    below the client (and any SDK on it), so a recorder error leaves it interrupting.
     """
+
+    below_clients = True
 
     def response(self, replayed: ReplayedResponse) -> Any:
         """The client library's response for a recorded one."""

@@ -355,8 +355,9 @@ class PrunePlan:
     keep: tuple[tuple[UnusedRecording, str], ...]
 
 
-#: The names recordings are written under (DESIGN section 5).
-RECORDING_NAME = re.compile(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8})?\.json")
+#: The names recordings are written under (DESIGN section 5; ``<hash>-<n>.json`` for the
+#: n-th identical call of a test).
+RECORDING_NAME = re.compile(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8}|-[1-9][0-9]*)?\.json")
 
 
 def plan_prune(ledger: Ledger) -> PrunePlan:

@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 from . import _hashing
 from ._context import current_test_id
 from ._diagnostics import explain_miss
-from ._exceptions import RecordingFormatError, RecordingNotFoundError
+from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFoundError
 from ._legacy import legacy_request_hash
 from ._modes import Mode
 from ._redaction import redact_recording, redact_text
@@ -43,7 +43,7 @@ from ._storage import (
     recording_file_name,
 )
 from ._transportkw import plain_transport_kwargs, transport_hashes
-from ._types import Call, RecordData, ResponseRecord
+from ._types import Call, HttpRequest, RecordData, ResponseRecord
 
 __all__ = [
     "Call",
@@ -52,10 +52,12 @@ __all__ = [
     "active_session",
     "handled_above",
     "record_command",
+    "recorded_above",
     "sdk_layer_call",
 ]
 
 logger = logging.getLogger("apirecorder")
+E = TypeVar("E", bound=ApiRecorderError)
 
 
 @dataclass
@@ -74,12 +76,26 @@ class Session:
     id_counters: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
     #: Live id -> the stable id written in its place; see ``normalize_response_data``.
     id_map: dict[str, str] = field(default_factory=dict)
+    #: False: raw HTTP recordings match whatever the scheme, host and port (``hashed_url``).
+    match_origin: bool = True
     #: ``$APIRECORDER_DEBUG``, read once when the session starts.
     debug: bool = field(default_factory=lambda: debug_enabled())
     #: Set when its block ends; a context that still holds it then sees no block of its own.
     closed: bool = field(default=False, repr=False)
     #: Edits a serialized response before it is written (VCR.py's ``before_record_response``).
     before_record_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: Every replay miss and recorder error met in this session, in order: the pytest plugin
+    #: fails the test with them even when the code under test caught them.
+    misses: list[ApiRecorderError] = field(default_factory=list, repr=False)
+    #: How often each (test id, request hash) was asked for: the n-th identical call of a
+    #: test replays (and records) the n-th recording of it, ``<hash>-<n>.json``.
+    call_counts: dict[tuple[str | None, str], int] = field(default_factory=dict, repr=False)
+    #: The last recording found for each (test id, request hash): what replay answers when
+    #: a test makes the same call more often than was recorded.
+    _last_found: dict[tuple[str | None, str], Path] = field(default_factory=dict, repr=False)
+    #: id(call) -> (call, its ordinal), from the lookup that missed to the save that follows.
+    _to_save: dict[int, tuple[Call, int]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- describing calls -------------------------------------------------------------
     def inference_call(
@@ -149,18 +165,21 @@ class Session:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
         payload = request_json(payload, self.id_map)
+        request: dict[str, Any] = {
+            "test_id": test_id,
+            "method": method.upper(),
+            "url": url,
+            "headers": headers,
+            "payload": payload,
+        }
+        if not self.match_origin:
+            request["match_origin"] = False  # so verify and rehash hash it the same way
         call = Call(
             kind="http",
             request_hash=_hashing.http_request_hash(
-                url, method, payload, test_id, self.normalizers
+                url, method, payload, test_id, self.normalizers, match_origin=self.match_origin
             ),
-            request={
-                "test_id": test_id,
-                "method": method.upper(),
-                "url": url,
-                "headers": headers,
-                "payload": payload,
-            },
+            request=cast(HttpRequest, request),
             test_id=test_id,
             endpoint=f"{method.upper()} {url}",
             model=str(payload.get("model", "")) if isinstance(payload, dict) else "",
@@ -191,19 +210,17 @@ class Session:
         """The recording to replay for ``call``, or None to make the call live.
 
         In replay mode a miss raises :class:`RecordingNotFoundError`. This is the one place
-        that picks the recording of a call (where ordered playback of identical requests
-        belongs) and the one place a miss is decided.
+        that picks the recording of a call and the one place a miss is decided. The n-th
+        identical call of a test (same hash, same test id) gets the n-th recording; past the
+        last one recorded, replay answers with the last one again (a finished job polled once
+        more), and ``record-if-missing`` records the missing one.
         """
         __tracebackhide__ = True  # pytest shows the test's own call, then the explanation
-        if self.mode is Mode.LIVE or self.mode is Mode.RECORD:
+        if self.mode is Mode.LIVE:
             return None
+        ordinal = self._count(call)
         try:
-            found = self._find(call, call.request_hash)
-            if found is None:
-                for candidate in self._other_names(call):
-                    found = self._find(call, candidate)
-                    if found is not None:
-                        break
+            found = None if self.mode is Mode.RECORD else self._find_ordinal(call, ordinal)
         except RecordingFormatError as exc:
             # What is wrong and the command that writes the file anew; the parser's frames
             # and chained errors would only hide that.
@@ -213,26 +230,64 @@ class Session:
             ) from None
         if self.debug:
             folders = [str(d) for d in self.storage.dirs_for(call.test_id)]
+            nth = f" (identical call #{ordinal})" if ordinal > 1 else ""
             self._debug(
-                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} in {folders}"
+                f"apirecorder: {'hit' if found else 'miss'} {call.request_hash} in {folders}{nth}"
             )
         if found is None and self.mode is Mode.REPLAY:
             raise self.miss(call)
+        if found is None:
+            with self._lock:
+                self._to_save[id(call)] = (call, ordinal)
         return found
+
+    def _count(self, call: Call) -> int:
+        if call.is_model_list:
+            return 1  # model lists merge every file of their hash instead
+        key = (call.test_id, call.request_hash)
+        with self._lock:
+            ordinal = self.call_counts.get(key, 0) + 1
+            self.call_counts[key] = ordinal
+        return ordinal
+
+    def _find_ordinal(self, call: Call, ordinal: int) -> Recording | None:
+        key = (call.test_id, call.request_hash)
+        found = self._find(call, call.request_hash, ordinal)
+        if found is None and ordinal == 1:
+            found = self._find_fallbacks(call)
+        if found is not None:
+            self._last_found[key] = found.path
+        elif ordinal > 1 and self.mode is Mode.REPLAY and key in self._last_found:
+            found = self.storage.reload(self._last_found[key])
+        return found
+
+    def _find_fallbacks(self, call: Call) -> Recording | None:
+        # Only first calls: other writers (the reference) write no ``<hash>-<n>.json``.
+        for request_hash in self._other_names(call):
+            found = self._find(call, request_hash, 1)
+            if found is not None:
+                return found
+        return None
 
     def _other_names(self, call: Call) -> Iterator[str]:
         """The names other recorders (or this one before) gave ``call``, in the order tried
-        after a miss; each is worked out only when the one before it missed."""
+        after a miss; each is worked out only when the ones before it missed."""
         if call.kind != "tool":
-            # The reference's previous hash rules (DESIGN 4).
-            previous = _hashing.recorded_request_hash(
-                call.test_id,
-                call.request,
-                generation=_hashing.Generation.PREVIOUS,
-                normalizers=self.normalizers,
+            # The reference's previous hash rules (DESIGN 4), and for raw HTTP its hash of
+            # the URL as sent (query unsorted).
+            candidates = dict.fromkeys(
+                _hashing.recorded_request_hash(
+                    call.test_id,
+                    call.request,
+                    generation=generation,
+                    normalizers=self.normalizers,
+                    sort_query=sort_query,
+                )
+                for sort_query in ((True, False) if call.kind == "http" else (True,))
+                for generation in _hashing.GENERATIONS
             )
-            if previous != call.request_hash:
-                yield previous
+            candidates.pop(call.request_hash, None)
+            yield from candidates
         if call.transport:
             # The reference recorder hashed timeout= and extra_headers= too.
             yield from transport_hashes(call, call.transport, self.normalizers)
@@ -254,22 +309,38 @@ class Session:
             call, mode=self.mode.value, folders=folders, normalizers=self.normalizers
         )
         # The message (and so a junit XML report) holds no secret the recording would not.
-        return RecordingNotFoundError(
-            redact_text(message, self),
-            request_hash=call.request_hash,
-            test_id=call.test_id if call.test_id is None else redact_text(call.test_id, self),
-            endpoint=call.endpoint,
-            searched=folders,
-            nearest=nearest,
+        return self.met(
+            RecordingNotFoundError(
+                redact_text(message, self),
+                request_hash=call.request_hash,
+                test_id=call.test_id if call.test_id is None else redact_text(call.test_id, self),
+                endpoint=call.endpoint,
+                searched=folders,
+                nearest=nearest,
+            )
         )
 
-    def _find(self, call: Call, request_hash: str) -> Recording | None:
+    def met(self, error: E) -> E:
+        """Note a recorder error (a miss, a failed write) the test must fail with; returns it."""
+        with self._lock:
+            self.misses.append(error)
+        return error
+
+    def _find(self, call: Call, request_hash: str, ordinal: int) -> Recording | None:
         if call.is_model_list:
             return merge_model_lists(self.storage.find_model_lists(request_hash, call.test_id))
-        return self.storage.find(request_hash, call.test_id)
+        return self.storage.find(request_hash, call.test_id, ordinal=ordinal)
 
     def save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         """Write the recording of ``call`` with an already-serialized ``response``."""
+        try:
+            return self._save(call, response)
+        except ApiRecorderError as exc:
+            # A failed write (read-only folder, bad redaction rule) must fail the test.
+            self.met(exc)
+            raise
+
+    def _save(self, call: Call, response: ResponseRecord | dict[str, Any]) -> Path:
         shared = _shared_by_tests(call)
         if self.before_record_response is not None:
             # A copy: the hook edits what is written, never what the test gets back.
@@ -281,7 +352,10 @@ class Session:
             "format_version": FORMAT_VERSION,
         }
         written = redact_recording(cast(dict[str, Any], record), self)
-        name = call.file_name
+        with self._lock:
+            pending = self._to_save.pop(id(call), None)
+        ordinal = pending[1] if pending is not None and pending[0] is call else 1
+        name = recording_file_name(call.request_hash, ordinal=ordinal)
         if call.is_model_list:
             name = recording_file_name(call.request_hash, model_ids(response.get("body")))
         # A shared file goes to the shared folder, which every test's lookup tries.
@@ -319,13 +393,14 @@ def _shared_by_tests(call: Call) -> bool:
 
 # -- one call, one recording ----------------------------------------------------------
 
-_sdk_call: ContextVar[bool] = ContextVar("apirecorder_sdk_call", default=False)
+#: The hash of the call an SDK layer is recording live here ("" for one not described).
+_sdk_call: ContextVar[str | None] = ContextVar("apirecorder_sdk_call", default=None)
 
 
 @contextmanager
-def sdk_layer_call() -> Iterator[None]:
+def sdk_layer_call(call: Call | None = None) -> Iterator[None]:
     """Mark a live call an SDK layer is recording, so the HTTP layer below lets it pass."""
-    token = _sdk_call.set(True)
+    token = _sdk_call.set(call.request_hash if call is not None else "")
     try:
         yield
     finally:
@@ -334,7 +409,13 @@ def sdk_layer_call() -> Iterator[None]:
 
 def handled_above() -> bool:
     """True while an SDK layer records the current call (the HTTP layer must not)."""
-    return _sdk_call.get()
+    return _sdk_call.get() is not None
+
+
+def recorded_above(call: Call) -> bool:
+    """True when this very call is being recorded by the same flow further up (its library
+    patched twice): the inner one only passes it on, so it counts and is written once."""
+    return _sdk_call.get() == call.request_hash
 
 
 # -- the active session ---------------------------------------------------------------

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _recorder
+from ._exceptions import ApiRecorderError, raise_surfaced, surfaced
 from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
@@ -27,13 +28,20 @@ from ._settings import (
     DIR_ENV,
     HOSTS_UNDER_TEST_ENV,
     first_set,
+    resolve_match_origin,
     resolve_mode,
     resolve_shared_dir,
 )
 from ._storage import Storage
 from ._tools import ToolSpec, patch_tools
 
-__all__ = ["Session", "engine_of", "interceptors_kept", "recording"]
+__all__ = [
+    "Session",
+    "engine_of",
+    "fail_with_recorder_errors",
+    "interceptors_kept",
+    "recording",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +60,12 @@ class Session:
     #: Whether contexts with no block of their own (other threads) see this one.
     process_wide: bool
     _engine: _recorder.Session = field(repr=False)
+
+    @property
+    def misses(self) -> list[ApiRecorderError]:
+        """The replay misses and recorder errors met in this block, in order. The pytest
+        plugin fails a test that leaves one here; a test that expects a miss clears it."""
+        return self._engine.misses
 
     @property
     def storage_dir(self) -> Path:
@@ -84,6 +98,7 @@ def recording(
     redact_patterns: Sequence[Any] | None = None,
     secret_env_vars: Sequence[str] | None = None,
     before_record_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    match_origin: bool | None = None,
 ) -> Iterator[Session]:
     """Intercept every supported client inside the block, in ``mode``.
 
@@ -97,6 +112,8 @@ def recording(
     its own, as a server under test needs. The redaction and network options are described in
     docs/security.md. ``before_record_response`` gets each response as it will be written (a
     JSON dict) and returns it edited; the test still gets the response as received.
+    ``match_origin=False`` (default ``$APIRECORDER_MATCH_ORIGIN``, else True) makes raw HTTP
+    recordings match whatever the scheme, host and port of the server.
     """
     resolved = resolve_mode(cli=mode)
     directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
@@ -126,6 +143,7 @@ def recording(
         allowed_types=_names(allowed_types),
         options=options,
         before_record_response=before_record_response,
+        match_origin=resolve_match_origin(marker=match_origin),
     )
     view = Session(
         mode=engine.mode,
@@ -145,8 +163,57 @@ def recording(
             session_guard(engine),
         ):
             yield view
+    except BaseException as exc:
+        # Below a client a miss travels as its interrupting twin; the block hands the test
+        # the error itself (its cause kept), as the place where it was met.
+        raise_surfaced(exc)
+        raise
     finally:
         _close_block()
+
+
+@contextmanager
+def fail_with_recorder_errors() -> Iterator[None]:
+    """Around a test's call: a recorder error fails it as the error itself, with its
+    explanation, even when the code under test caught it, wrapped it or let a twin through.
+
+    Errors met inside the block (in the block this test runs in) count; a test that
+    expects one (``pytest.raises``) clears ``session.misses`` to pass.
+    """
+    __tracebackhide__ = True
+    engine = _recorder.active_session()
+    before = len(engine.misses) if engine is not None else 0
+    try:
+        yield
+    except BaseException as exc:
+        raise_surfaced(exc)
+        missed = _unseen(engine, before, exc)
+        if missed is None:
+            raise
+        raise missed from exc
+    missed = _unseen(engine, before, None)
+    if missed is not None:
+        missed.add_note(
+            "apirecorder: the code under test caught this error; the test fails with it anyway"
+        )
+        raise missed
+
+
+def _unseen(
+    engine: _recorder.Session | None, before: int, raised: BaseException | None
+) -> ApiRecorderError | None:
+    # The first recorder error met during the call that is not what the test raised.
+    if engine is None:
+        return None
+    seen: set[int] = set()
+    while raised is not None and id(raised) not in seen:
+        seen.add(id(raised))
+        plain = surfaced(raised)
+        if plain is not None:
+            seen.add(id(plain))
+        # Only the chain a traceback shows: a wrapper raised ``from None`` hides the miss.
+        raised = raised.__cause__ or (None if raised.__suppress_context__ else raised.__context__)
+    return next((e for e in engine.misses[before:] if id(e) not in seen), None)
 
 
 def _names(value: str | Sequence[str]) -> tuple[str, ...]:

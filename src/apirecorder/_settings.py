@@ -25,6 +25,7 @@ __all__ = [
     "HOSTS_UNDER_TEST_ENV",
     "IGNORE_HOSTS_ENV",
     "LIST_OPTIONS",
+    "MATCH_ORIGIN_ENV",
     "MODE_ENV",
     "OPTION_KEYWORDS",
     "ROOT_ENV",
@@ -37,6 +38,7 @@ __all__ = [
     "ini_normalizers",
     "layered_options",
     "record_command",
+    "resolve_match_origin",
     "resolve_mode",
     "resolve_shared_dir",
     "resolve_storage_dir",
@@ -62,6 +64,7 @@ OPTION_KEYWORDS = (
     "hosts_under_test",
     "ignore_fields",
     "ignore_hosts",
+    "match_origin",
     "mode",
     "normalizers",
     "redact_headers",
@@ -92,6 +95,9 @@ LIST_OPTIONS = frozenset(
 
 #: The folder for calls made with no test id (session set-up), shareable with the reference.
 SHARED_DIR_ENV = "APIRECORDER_SHARED_DIR"
+
+#: ``0`` (or false, no, off): raw HTTP recordings match whatever the scheme, host and port.
+MATCH_ORIGIN_ENV = "APIRECORDER_MATCH_ORIGIN"
 
 T = TypeVar("T")
 
@@ -163,6 +169,32 @@ def resolve_shared_dir(
         return (root / Path(ini)) if root is not None else Path(ini)
     from_env = env.get(SHARED_DIR_ENV)
     return Path(from_env).resolve() if from_env else None
+
+
+def _flag(value: bool | str | None) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None  # unset (or unreadable): the next source decides
+
+
+def resolve_match_origin(
+    *,
+    marker: bool | str | None = None,
+    ini: bool | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether raw HTTP recordings match on scheme, host and port (default: yes)."""
+    env = os.environ if environ is None else environ
+    for candidate in (marker, ini, env.get(MATCH_ORIGIN_ENV)):
+        flag = _flag(candidate)
+        if flag is not None:
+            return flag
+    return True
 
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:

@@ -57,6 +57,7 @@ __all__ = [
     "model_list_digest",
     "model_list_items",
     "name_hash",
+    "name_ordinal",
     "read_recording_bytes",
     "recording_file_name",
     "remove_orphan_temp_files",
@@ -70,18 +71,29 @@ _MAX_RELATIVE = 200
 
 # -- the file-name grammar -------------------------------------------------------------
 
-#: ``<hash>.json``: one recording, named by the full request hash (DESIGN 5).
-HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})\.json")
+#: ``<hash>.json``: one recording, named by the full request hash (DESIGN 5); the n-th
+#: identical call of one test (n >= 2: polling, "list, create, list again") is
+#: ``<hash>-<n>.json``, so the first keeps the name the reference recorder reads.
+HASH_NAME = re.compile(r"(?P<hash>[0-9a-f]{64})(?:-(?P<ordinal>[2-9]|[1-9][0-9]+))?\.json")
 #: ``models-<hash>-<digest>.json``: one model set of a model-list endpoint.
 MODELS_NAME = re.compile(r"models-(?P<hash>[0-9a-f]{64})-(?P<digest>[0-9a-f]{8})\.json")
 
 
-def recording_file_name(request_hash: str, model_ids: Sequence[str] | None = None) -> str:
-    """The file name of a recording: ``<hash>.json``, or for a model list (its ids given)
+def recording_file_name(
+    request_hash: str, model_ids: Sequence[str] | None = None, *, ordinal: int = 1
+) -> str:
+    """The file name of a recording: ``<hash>.json`` (``<hash>-<n>.json`` for the n-th
+    identical call of a test), or for a model list (its ids given)
     ``models-<hash>-<digest>.json``."""
     if model_ids is None:
-        return f"{request_hash}.json"
+        return f"{request_hash}.json" if ordinal <= 1 else f"{request_hash}-{ordinal}.json"
     return f"models-{request_hash}-{model_list_digest(list(model_ids))}.json"
+
+
+def name_ordinal(path: Path) -> int:
+    """Which identical call of its test a file answers: n for ``<hash>-<n>.json``, else 1."""
+    match = HASH_NAME.fullmatch(path.name)
+    return int(match.group("ordinal")) if match and match.group("ordinal") else 1
 
 
 def name_hash(path: Path) -> str | None:
@@ -153,15 +165,22 @@ def expected_file_name(
     normalizers: Sequence[_hashing.BodyNormalizer] = (),
     *,
     generation: _hashing.Generation = _hashing.Generation.CURRENT,
+    sort_query: bool = True,
 ) -> str:
     """The file name a recording must have under ``generation``: the hash of its own request
-    (DESIGN 4 and 5). Raises TypeError or ValueError for a request JSON cannot hash."""
+    (DESIGN 4 and 5; ``sort_query=False``: the reference's name of a raw HTTP request).
+    Raises TypeError or ValueError for a request JSON cannot hash."""
     request_hash = _hashing.recorded_request_hash(
-        recording.test_id, recording.request, generation=generation, normalizers=normalizers
+        recording.test_id,
+        recording.request,
+        generation=generation,
+        normalizers=normalizers,
+        sort_query=sort_query,
     )
     if is_model_list(recording.request):
         return recording_file_name(request_hash, model_ids(recording.response.get("body")))
-    return recording_file_name(request_hash)
+    # The ordinal is no part of the request: a file keeps the one its name holds.
+    return recording_file_name(request_hash, ordinal=name_ordinal(recording.path))
 
 
 def _utf8_size(text: str) -> int:
@@ -340,17 +359,23 @@ class Storage:
         return self.dirs_for(test_id)[0] / file_name
 
     def find(
-        self, request_hash: str, test_id: str | None, *, also: Sequence[str] = ()
+        self,
+        request_hash: str,
+        test_id: str | None,
+        *,
+        also: Sequence[str] = (),
+        ordinal: int = 1,
     ) -> Recording | None:
         """Load the recording for a hash, trying the test's folder and then the shared one.
 
         ``also`` are hashes tried after it, in order (the previous generation's name of the
         same request): a file with the current name anywhere wins over an old name.
+        ``ordinal`` picks the n-th identical call's file (``<hash>-<n>.json``).
         """
         if not also:  # the hot path: one name, one open per folder
-            return self._find_one(f"{request_hash}.json", test_id)
+            return self._find_one(recording_file_name(request_hash, ordinal=ordinal), test_id)
         for candidate in dict.fromkeys((request_hash, *also)):
-            found = self._find_one(f"{candidate}.json", test_id)
+            found = self._find_one(recording_file_name(candidate, ordinal=ordinal), test_id)
             if found is not None:
                 return found
         return None
@@ -395,6 +420,12 @@ class Storage:
         for name in _model_list_names(folder):
             if name.startswith(prefix):
                 yield folder / name
+
+    def reload(self, path: Path) -> Recording:
+        """Read a recording found before again (a replay asking for it once more)."""
+        recording = load_recording(path, self.root)
+        self.mark_used(path)
+        return recording
 
     def write(self, path: Path, data: dict[str, Any]) -> None:
         """Write a recording atomically and count it as used by this run."""

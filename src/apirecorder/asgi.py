@@ -19,6 +19,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ._context import TEST_ID_HEADER, test_context
+from ._exceptions import raise_surfaced
 from ._httpexchange import decode_test_id
 from ._recording import Session, recording
 from ._settings import HOSTS_UNDER_TEST_ENV, IGNORE_HOSTS_ENV, MODE_ENV
@@ -170,4 +171,10 @@ class TestIdMiddleware:
             return
         headers: Iterable[tuple[bytes, bytes]] = scope.get("headers") or ()
         with request_context(headers, record_from_environment=self.record_from_environment):
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            except BaseException as exc:
+                # A miss below a client travels as its interrupting twin, which the app's
+                # own error handling lets pass; the server gets the plain error.
+                raise_surfaced(exc)
+                raise

@@ -38,7 +38,7 @@ from ._ledger import (
     stale_recordings,
 )
 from ._modes import Mode, parse_mode
-from ._recording import Session, interceptors_kept, recording
+from ._recording import Session, fail_with_recorder_errors, interceptors_kept, recording
 from ._settings import (
     MODE_ENV,
     OPTION_KEYWORDS,
@@ -47,6 +47,7 @@ from ._settings import (
     debug_enabled,
     fields_ignored,
     layered_options,
+    resolve_match_origin,
     resolve_mode,
     resolve_shared_dir,
     resolve_storage_dir,
@@ -103,6 +104,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Record or replay every test, not only those marked apirecorder.",
         type="bool",
         default=False,
+    )
+    parser.addini(
+        "apirecorder_match_origin",
+        "false: raw HTTP recordings match whatever the scheme, host and port of the server "
+        "(a local server on a free port, a proxy, a region).",
+        default="",
     )
     _add_security_options(group, parser)
     parser.addini(
@@ -327,6 +334,9 @@ class ApiRecorderPlugin:
         )
         if shared is not None:
             merged["shared_dir"] = shared
+        match_origin = self.config.getini("apirecorder_match_origin")
+        if match_origin:
+            merged.setdefault("match_origin", resolve_match_origin(ini=match_origin))
         ignored = merged.pop("ignore_fields", None)
         if ignored:
             merged["normalizers"] = [*merged.get("normalizers", ()), fields_ignored(ignored)]
@@ -391,6 +401,13 @@ class ApiRecorderPlugin:
                 yield session
             finally:
                 self._close(session, test_id)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        """A replay miss or recorder error fails the test as itself, with its explanation,
+        even when the code under test caught or wrapped it (``_recording``)."""
+        with fail_with_recorder_errors():
+            yield
 
     @pytest.fixture
     def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:

@@ -59,6 +59,8 @@ def name_generation(
     previous = expected_file_name(recording, normalizers, generation=Generation.PREVIOUS)
     if recording.path.name == previous:
         return Generation.PREVIOUS, current
+    if recording.path.name == expected_file_name(recording, normalizers, sort_query=False):
+        return Generation.CURRENT, current  # the URL as sent, query unsorted: lookup finds it
     return None, current
 
 

@@ -6,8 +6,10 @@ import argparse
 import fnmatch
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from .._storage import name_ordinal
 from ._files import collect_recordings, existing_paths
 from ._summary import Summary, summarize
 from ._views import display_path, table
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     rows = [
         [
-            (item.hash or item.path.stem)[:12],
+            _short_name(item.hash, item.path),
             item.kind,
             item.endpoint,
             item.model or "-",
@@ -107,3 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _order(item: Summary) -> tuple[str, str, str]:
     return (item.test_id or "", item.endpoint, str(item.path))
+
+
+def _short_name(request_hash: str | None, path: Path) -> str:
+    # The n-th identical call of a test shares its hash: "-<n>" tells the files apart.
+    ordinal = name_ordinal(path)
+    short = (request_hash or path.stem)[:12]
+    return f"{short}-{ordinal}" if ordinal > 1 else short
