@@ -18,8 +18,8 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 VALID_KEYWORDS = (
     "allow_hosts, allowed_types, before_record_response, block_network, hosts_under_test, "
-    "ignore_fields, ignore_hosts, mode, normalizers, redact_headers, redact_json_paths, "
-    "redact_patterns, secret_env_vars, storage_dir, tools"
+    "ignore_fields, ignore_hosts, match_origin, mode, normalizers, redact_headers, "
+    "redact_json_paths, redact_patterns, secret_env_vars, shared_dir, storage_dir, tools"
 )
 
 ONE_CALL = """
