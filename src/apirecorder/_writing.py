@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -142,6 +141,26 @@ def _clean_once(folder: Path) -> None:
     remove_orphan_temp_files(folder)
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temp file next to ``path``, created exclusively, and its name.
+
+    What ``tempfile.mkstemp`` does, without importing tempfile (and its random module) at
+    start-up; the mode is an ordinary file's (0666 less the umask), not mkstemp's 0600.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(
+            path.parent,
+            f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(6).hex()}{_TEMP_SUFFIX}",
+        )
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temp file name", str(path.parent))
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` so readers see the old file or the new one, never a partial one.
 
@@ -162,13 +181,9 @@ def write_atomic(path: Path, payload: bytes) -> None:
 def _write_atomic(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_once(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=path.parent
-    )
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); a recording is an ordinary file.
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
