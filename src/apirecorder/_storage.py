@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -267,6 +268,35 @@ def _model_list_names(folder: Path) -> tuple[str, ...]:
     return names
 
 
+def _folder_of(test_id: str | None) -> str | None:
+    """The folder part of a test id's file, or None when its calls go to the shared folder."""
+    if not test_id:
+        return None
+    test_file = test_id.split("::", 1)[0]
+    if ".py" not in test_file:
+        return None
+    return test_file.replace("\\", "/").rpartition("/")[0]
+
+
+# (root, flat, folder of the test file) -> the folders its lookups search. Every test of a
+# file (and every test of a run: the pytest plugin opens a Storage per test) shares one
+# entry, so the path work and the symlink check (two realpath calls) run once per folder.
+_dirs_by_folder: dict[tuple[Path, bool, str | None], tuple[tuple[Path, ...], tuple[str, ...]]] = {}
+_dirs_lock = threading.Lock()
+
+
+def _folders_below(dirs: tuple[Path, ...], root: Path) -> tuple[str, ...]:
+    """Every folder between ``root`` and each of ``dirs``, outermost first (the root left
+    out: it may be a link)."""
+    below: dict[str, None] = {}
+    for folder in dirs:
+        path = str(root)
+        for part in folder.relative_to(root).parts:
+            path = os.path.join(path, part)
+            below[path] = None
+    return tuple(below)
+
+
 @dataclass
 class Storage:
     """Maps request hashes and test ids to recording files, in one of the two layouts."""
@@ -278,7 +308,10 @@ class Storage:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.root = Path(os.path.abspath(self.root))
+        root = self.root
+        if not isinstance(root, Path) or not root.is_absolute() or ".." in root.parts:
+            root = Path(os.path.abspath(root))
+        self.root = root
 
     @property
     def shared_dir(self) -> Path:
@@ -290,29 +323,35 @@ class Storage:
         cached = self._dirs.get(test_id)
         if cached is not None:
             return cached
-        dirs = (self.shared_dir,) if self.flat else self._colocated_dirs(test_id)
+        key = (self.root, self.flat, None if self.flat else _folder_of(test_id))
+        entry = _dirs_by_folder.get(key)
+        if entry is None:
+            found = (self.shared_dir,) if key[2] is None else self._candidate_dirs(key[2])
+            entry = (found, _folders_below(found, self.root))
+            with _dirs_lock:
+                _dirs_by_folder[key] = entry
+        dirs, below = entry
+        # A symlink committed inside the root (a test folder, a recordings/ folder) must not
+        # send reads or writes outside it. A link can appear between two blocks, so this is
+        # checked for every block, with one lstat per folder below the root; only a link
+        # found there is resolved.
+        for path in below:
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # made as a real folder when written
+            if is_link:
+                for folder in dirs:
+                    check_inside(folder, self.root)
+                break
         with self._lock:
             self._dirs[test_id] = dirs
         return dirs
 
-    def _colocated_dirs(self, test_id: str | None) -> tuple[Path, ...]:
-        dirs = self._candidate_dirs(test_id)
-        # A symlink committed inside the root (a test folder, a recordings/ folder) must not
-        # send reads or writes outside it: checked once per test id, as dirs_for caches.
-        for folder in dirs:
-            check_inside(folder, self.root)
-        return dirs
-
-    def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:
+    def _candidate_dirs(self, folder: str) -> tuple[Path, ...]:
         shared = self.shared_dir
-        if not test_id:
-            return (shared,)
-        test_file = test_id.split("::", 1)[0]
-        if ".py" not in test_file:
-            return (shared,)
         # Only the folder part is sanitized (and shortened): a long file name must not push
         # a short folder over the limit and so send its recordings to the shared folder.
-        folder = test_file.replace("\\", "/").rpartition("/")[0]
         relative = safe_relative_dir(folder)
         candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
         if not candidate.is_relative_to(self.root) or candidate == shared:
