@@ -6,8 +6,10 @@ environment, default (mode ``replay``, so CI never records by accident).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,44 +115,50 @@ class ApiRecorderPlugin:
         # Keeps the interceptors installed from the first recording test to the end of the run.
         self._kept: ExitStack | None = None
 
-    def settings_for(self, node: pytest.Item) -> tuple[Mode, Path | None, dict[str, Any]]:
+    @functools.cached_property
+    def run_settings(self) -> RunSettings:
+        """The settings no test can change (command line and ini file), read once per run."""
+        return RunSettings.of(self.config)
+
+    def settings_for(
+        self, node: pytest.Item, marker: pytest.Mark | None = None
+    ) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and extra options of one test, by precedence."""
-        marker = node.get_closest_marker(MARKER)
+        if marker is None:
+            marker = node.get_closest_marker(MARKER)
         marker_kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+        run = self.run_settings
         mode = resolve_mode(
-            cli=self.config.getoption("apirecorder_mode"),
-            marker=marker_kwargs.pop("mode", None),
-            ini=self.config.getini("apirecorder_mode"),
+            cli=run.cli_mode, marker=marker_kwargs.pop("mode", None), ini=run.ini_mode
         )
         directory = resolve_storage_dir(
-            cli=self.config.getoption("apirecorder_dir"),
+            cli=run.cli_dir,
             marker=marker_kwargs.pop("storage_dir", None),
-            ini=self.config.getini("apirecorder_dir") or None,
+            ini=run.ini_dir,
             root=self.root,
         )
-        for key in ("hosts_under_test", "ignore_hosts"):
-            hosts = self.config.getini(f"apirecorder_{key}")
-            if hosts:
-                marker_kwargs.setdefault(key, hosts)
-        return mode, directory, security_options(self.config, marker_kwargs)
+        for key, hosts in run.hosts.items():
+            marker_kwargs.setdefault(key, hosts)
+        return mode, directory, security_options(run, marker_kwargs)
 
-    def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
-        return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
+    def wants_recording(
+        self, item: pytest.Item, fixturenames: list[str], marker: pytest.Mark | None = None
+    ) -> bool:
+        return self.autouse or marker is not None or MARKER in fixturenames
 
     @pytest.fixture(autouse=True)
     def _apirecorder_autouse(self, request: pytest.FixtureRequest) -> Iterator[Session | None]:
         """Intercept API calls for tests that are marked, use the fixture, or autouse is on."""
         item = request.node
-        if not isinstance(item, pytest.Item) or not self.wants_recording(
-            item, list(request.fixturenames)
-        ):
+        if not isinstance(item, pytest.Item):
             yield None
             return
-        mode, directory, options = self.settings_for(item)
-        options["tools"] = [
-            *self.config.getini("apirecorder_patch_tools"),
-            *options.get("tools", ()),
-        ]
+        marker = item.get_closest_marker(MARKER)
+        if not self.wants_recording(item, request.fixturenames, marker):
+            yield None
+            return
+        mode, directory, options = self.settings_for(item, marker)
+        options["tools"] = [*self.run_settings.tools, *options.get("tools", ())]
         # Process-wide, so threads the test starts (a server under test, a worker pool) are
         # intercepted too; a recording() block of their own still takes precedence.
         with (
@@ -283,7 +291,49 @@ def _listed(value: Any) -> list[Any]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunSettings:
+    """What the command line and the ini file say: the same for every test of a run."""
+
+    cli_mode: str | None
+    ini_mode: str | None
+    cli_dir: str | None
+    ini_dir: str | None
+    #: ``hosts_under_test`` and ``ignore_hosts`` from the ini file, those that are set.
+    hosts: dict[str, list[str]]
+    tools: tuple[str, ...]
+    cli_block: bool
+    ini_block: bool
+    ini_allow_hosts: tuple[str, ...]
+    cli_allow_hosts: tuple[str, ...]
+    #: The redaction options the ini file sets.
+    redaction: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> RunSettings:
+        from ._network import parse_hosts
+
+        hosts = {
+            key: list(config.getini(f"apirecorder_{key}"))
+            for key in ("hosts_under_test", "ignore_hosts")
+        }
+        redaction = {name: list(config.getini(f"apirecorder_{name}")) for name in REDACTION_OPTIONS}
+        return cls(
+            cli_mode=config.getoption("apirecorder_mode"),
+            ini_mode=config.getini("apirecorder_mode"),
+            cli_dir=config.getoption("apirecorder_dir"),
+            ini_dir=config.getini("apirecorder_dir") or None,
+            hosts={key: value for key, value in hosts.items() if value},
+            tools=tuple(config.getini("apirecorder_patch_tools")),
+            cli_block=bool(config.getoption("apirecorder_block_network")),
+            ini_block=bool(config.getini("apirecorder_block_network")),
+            ini_allow_hosts=tuple(config.getini("apirecorder_allow_hosts")),
+            cli_allow_hosts=parse_hosts(config.getoption("apirecorder_allow_hosts")),
+            redaction={name: value for name, value in redaction.items() if value},
+        )
+
+
+def security_options(run: RunSettings, options: dict[str, Any]) -> dict[str, Any]:
     """A test's marker options completed with the network and redaction settings.
 
     ``block_network``: command line, else marker, else ini. Allowed hosts and redaction
@@ -292,21 +342,15 @@ def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str
     from ._network import parse_hosts
 
     merged = dict(options)
-    cli_block = bool(config.getoption("apirecorder_block_network"))
-    ini_block = bool(config.getini("apirecorder_block_network"))
-    if cli_block or ("block_network" not in merged and ini_block):
+    if run.cli_block or ("block_network" not in merged and run.ini_block):
         merged["block_network"] = True
-    hosts = parse_hosts(
-        [
-            *config.getini("apirecorder_allow_hosts"),
-            *parse_hosts(merged.get("allow_hosts")),
-            *parse_hosts(config.getoption("apirecorder_allow_hosts")),
-        ]
-    )
-    if hosts:
-        merged["allow_hosts"] = hosts
-    for name in REDACTION_OPTIONS:
-        from_ini = config.getini(f"apirecorder_{name}")
-        if from_ini:
-            merged[name] = [*from_ini, *_listed(merged.get(name))]
+    marker_hosts = merged.get("allow_hosts")
+    if run.ini_allow_hosts or run.cli_allow_hosts or marker_hosts:
+        hosts = parse_hosts(
+            [*run.ini_allow_hosts, *parse_hosts(marker_hosts), *run.cli_allow_hosts]
+        )
+        if hosts:
+            merged["allow_hosts"] = hosts
+    for name, from_ini in run.redaction.items():
+        merged[name] = [*from_ini, *_listed(merged.get(name))]
     return merged
