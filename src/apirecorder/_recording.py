@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -128,7 +128,7 @@ def recording(
     try:
         with (
             _recorder.activated(engine, process_wide=process_wide),
-            patch_tools(tools),
+            patch_tools(tools) if tools else nullcontext(),
             session_guard(engine),
         ):
             yield view
