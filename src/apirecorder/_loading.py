@@ -115,7 +115,12 @@ def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
         if info.st_size > MAX_RECORDING_BYTES:
             raise _too_large(path)
         try:
-            raw = handle.read(MAX_RECORDING_BYTES + 1)  # a file growing while read stops here
+            # Read by the size the file has: read(n) allocates n bytes before it reads, so
+            # asking for the limit cost every replay a 256 MiB allocation. A file that grew
+            # since fstat is read on, up to the limit (one byte over it says "too large").
+            raw = handle.read(info.st_size + 1)
+            if len(raw) > info.st_size:
+                raw += handle.read(MAX_RECORDING_BYTES + 1 - len(raw))
         except OSError as exc:
             raise RecordingFormatError(
                 path, f"cannot read the file: {exc.strerror or exc}"
