@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import RecordingFormatError
+from ._writing import pending_payload
 
 __all__ = [
     "FORMAT_VERSION",
@@ -153,10 +154,16 @@ def check_inside(path: Path, root: Path) -> None:
 
 def load_recording(path: Path, root: Path | None = None) -> Recording:
     """Read and check one recording file; any problem raises RecordingFormatError naming it."""
-    try:
-        raw = read_recording_bytes(path, root)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    # A recording this process is still writing (its rename comes off the call's path) is
+    # read from memory: it exists from the moment its call returned.
+    raw = pending_payload(Path(path))
+    if raw is None:
+        try:
+            raw = read_recording_bytes(path, root)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise RecordingFormatError(
+                path, f"cannot read the file: {exc.strerror or exc}"
+            ) from exc
     return parse_recording(raw, path)
 
 

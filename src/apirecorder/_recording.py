@@ -24,7 +24,7 @@ from ._interceptors import install_all
 from ._modes import Mode
 from ._network import parse_hosts, session_guard
 from ._settings import DIR_ENV, HOSTS_UNDER_TEST_ENV, first_set, resolve_mode
-from ._storage import Storage
+from ._storage import RecordingWriteError, Storage
 from ._tools import ToolSpec, patch_tools
 
 __all__ = ["Session", "engine_of", "interceptors_kept", "recording"]
@@ -132,6 +132,17 @@ def recording(
             session_guard(engine),
         ):
             yield view
+    except BaseException as exc:
+        try:
+            storage.flush()
+        except RecordingWriteError as failed:
+            # The block's own error stays the one raised; the failed write is told with it.
+            exc.add_note(f"apirecorder: also, a recording was not written: {failed}")
+        raise
+    else:
+        # Every recording the block made is on disk when it ends (written off the calls'
+        # path, see Storage.write); a write that failed raises here.
+        storage.flush()
     finally:
         _close_block()
 
