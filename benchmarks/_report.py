@@ -425,7 +425,7 @@ def _suite_rows(suite: Measurement) -> list[list[str]]:
     off = suite.get("plugin off") or 0.0
     off_cpu = suite.extra["plugin off cpu"]
     rows = []
-    for variant in ("plugin on", "plugin on, lazy"):
+    for variant in ("plugin on",):
         on = suite.get(variant)
         if on is None:
             continue

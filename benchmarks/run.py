@@ -117,8 +117,11 @@ def _why_record_overhead(m: Measurement, all_: list[Measurement]) -> str:
         return (
             f"Record overhead on disk: recording adds {human_time(extra)} per call to a "
             f"{human_time(live)} live call. Every recording is written the crash-safe way "
-            "(temporary file, fsync, rename; DESIGN section 8), and on this machine's disk "
-            "the fsync and rename are most of that (compare the same run on tmpfs). "
+            "(temporary file, fsync, rename; DESIGN section 8), but only the temporary file is "
+            "written while the call waits: a writer thread syncs and renames it, overlapping "
+            "the calls that follow, and the block's end waits for it (so the last fsync of each "
+            "test is still paid, and on a busy disk the writer can fall behind). What is left "
+            "is the CPU work of the tmpfs row plus that. "
             "Against a local upstream that answers in about a millisecond that is a large "
             f"share; against a provider call of 300 ms it would be {at_300ms:.1%}. "
             "VCR.py writes one cassette per test when the test ends, without fsync."
@@ -136,10 +139,10 @@ def _why_record_overhead(m: Measurement, all_: list[Measurement]) -> str:
 
 def _why_record_speed(m: Measurement, all_: list[Measurement]) -> str:
     return (
-        "Recording, apirecorder against VCR.py: apirecorder writes and fsyncs one file "
-        "per call as the call completes (a crash or a kill never loses or truncates a "
-        "recording); VCR.py serializes the whole cassette once when the test ends and "
-        "does not fsync it."
+        "Recording, apirecorder against VCR.py: apirecorder writes one file per call as the "
+        "call completes and fsyncs it before renaming it into place (a crash or a kill never "
+        "truncates a recording); VCR.py serializes the whole cassette once when the test "
+        "ends and does not fsync it."
     )
 
 
@@ -182,8 +185,8 @@ def cost_section(
         "What a suite pays besides the replays themselves (issue 16), measured in this run. "
         f"The suite: {sizes.cost_tests:,} trivial tests (100 to a file) marked "
         "`pytest.mark.apirecorder`, replay mode, no API call, run by `python -m pytest -q` in a "
-        "subprocess with the plugin on, off (`-p no:apirecorder`), and on with the "
-        "interceptors installed lazily; every supported client library is installed. Wall "
+        "subprocess with the plugin on and off (`-p no:apirecorder`); every supported client "
+        "library is installed. Wall "
         f"clock, median of {rounds} interleaved rounds; the machine's load average at the "
         f"start of the run was {load} (other processes share its cores, so the suite's times "
         "move with them; the ratio is what to read). The same suite of one test gives what "
@@ -202,30 +205,30 @@ def cost_explained(measurements: list[Measurement]) -> list[str]:
     suite = next((m for m in measurements if m.key == "cost-suite"), None)
     if suite is None:
         return []
-    eager = suite.imported.get("plugin on") or []
-    lazy = suite.imported.get("plugin on, lazy")
+    new = suite.imported.get("plugin on")
+    before = suite.imported.get("before") or []
     reasons = []
-    if eager:
+    if new == []:
         reasons.append(
-            "Plugin on: the first test that records or replays enters the recorder, which "
-            "installs every interceptor whose library is installed, importing each library to "
-            f"patch it ({', '.join(eager)} here: the OpenAI SDK alone builds about a thousand "
-            "pydantic models). That is the once-per-run row; the suite uses none of them."
+            "Plugin on: an interceptor is installed when the code under test imports its "
+            "library (`apirecorder._interceptors.install_all` leaves an import hook), so the "
+            "suite imports no client library it does not use. Once per run the plugin imports "
+            "apirecorder's own modules (the `import apirecorder.pytest_plugin` row) and, when "
+            "the first test opens its block, patches the libraries that were imported already"
+            + (
+                f" ({', '.join(before)} here, imported at start-up by another installed pytest "
+                "plugin, with the plugin off too)"
+                if before
+                else ""
+            )
+            + ". Per test, the fixture resolves the marker against settings read once per run, "
+            "opens `recording()` (storage folders cached per test file, checked for symlinks "
+            "with one lstat per folder) and `test_context()`, and keeps the ledger."
         )
-    if lazy == []:
+    elif new:
         reasons.append(
-            "Plugin on, lazy: the same plugin with `apirecorder._interceptors.install_all` "
-            "replaced by `apirecorder._interceptors._lazy.install_all` (a `-p` plugin of the "
-            "benchmark does it), which installs an interceptor when the code under test imports "
-            "its library; no library is imported, and what is left is the plugin's own "
-            "start-up and its per-test fixture and hooks. The recorder makes this its default "
-            "by importing `install_all` from `._interceptors._lazy` in `_recorder._push`."
-        )
-    elif lazy:
-        reasons.append(
-            "Plugin on, lazy: the benchmark's wiring did not take effect (the run still imported "
-            f"{', '.join(lazy)}): the recorder no longer looks `install_all` up in "
-            "`apirecorder._interceptors` when its first block opens."
+            f"Plugin on: the run imported {', '.join(new)}, which the suite does not use: an "
+            "interceptor imported its library instead of waiting for the code under test to."
         )
     spread = suite.extra.get("spread per test")
     reasons.append(
@@ -365,7 +368,9 @@ def render(
             "## Record overhead",
             "",
             "The same calls made live (no recorder), recorded by apirecorder (one atomic "
-            'write with fsync per call), and recorded by VCR.py (`record_mode="all"`, the '
+            "write per call: the temporary file written on the call's path, its fsync and "
+            "rename by a writer thread, waited for when the block ends), and recorded by "
+            'VCR.py (`record_mode="all"`, the '
             "cassette written when the test ends), against the local upstream.",
             "",
             *record,

@@ -54,7 +54,7 @@ FIXES = {
 }
 #: Where the write fails: making the temp file, flushing it to disk, renaming it into place.
 STEPS = {
-    "mkstemp": (_writing.tempfile, "mkstemp"),
+    "create temp": (_writing, "_create_temp"),
     "fsync": (_writing.os, "fsync"),
     "replace": (_writing.os, "replace"),
 }
@@ -87,16 +87,16 @@ def test_a_folder_removed_just_before_the_write_is_made_again(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "recordings"
-    real_mkstemp = _writing.tempfile.mkstemp
+    real_create = _writing._create_temp
     removed: list[Path] = []
 
     def remove_then_make(*args: Any, **kwargs: Any) -> Any:
         if not removed:  # a clean-up in another process, between mkdir and the temp file
             shutil.rmtree(folder)
             removed.append(folder)
-        return real_mkstemp(*args, **kwargs)
+        return real_create(*args, **kwargs)
 
-    monkeypatch.setattr(_writing.tempfile, "mkstemp", remove_then_make)
+    monkeypatch.setattr(_writing, "_create_temp", remove_then_make)
     answer = _record(upstream.url, folder)
     assert removed == [folder]
     assert len(list(folder.glob("*.json"))) == 1

@@ -332,11 +332,13 @@ def test_errors_are_stored_as_the_design_says(
     with apirecorder.test_context(TEST_ID), apirecorder.recording("record", tmp_path):
         with pytest.raises(ollama.ResponseError):
             client.chat(model=MISSING_MODEL, messages=_user("hi"))
-        plain = _load(_recordings(tmp_path)[0])
         with pytest.raises(ollama.ResponseError):
             for _ in client.generate(model=MODEL, prompt=f"a {TRIGGER_STREAM_ERROR}", stream=True):
                 pass
-    [streamed] = [d for d in map(_load, _recordings(tmp_path)) if d["response"]["is_streaming"]]
+    # On disk once the block has ended (the rename into place is done off the call's path).
+    recorded = list(map(_load, _recordings(tmp_path)))
+    [plain] = [d for d in recorded if not d["response"]["is_streaming"]]
+    [streamed] = [d for d in recorded if d["response"]["is_streaming"]]
 
     assert plain["response"] == {
         "body": None,

@@ -158,6 +158,7 @@ def test_any_test_id_stays_inside_the_root(test_id: str, tmp_path: Path) -> None
         assert all(len(os.fsencode(part)) <= 100 for part in relative.parts)
     path = storage.path_for("0" * 64 + ".json", test_id)
     storage.write(path, {"request": {}, "response": {}})
+    storage.flush()  # the rename into place happens off the call's path
     assert path.is_file() and _inside(path.resolve(), root.resolve())
     path.unlink()
 

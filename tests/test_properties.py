@@ -127,6 +127,7 @@ def test_save_then_load_round_trips_any_json_value(
     path = storage.path_for("a" * 64 + ".json", test_id)
     data = {"test_id": test_id, "request": request, "response": {"body": value}}
     storage.write(path, data)
+    storage.flush()  # the rename into place happens off the call's path
     assert load_recording(path).data == data
 
 

@@ -68,6 +68,7 @@ def test_recordings_are_ordinary_files_not_private_ones(tmp_path: Path) -> None:
     storage = Storage(tmp_path, flat=True)
     path = tmp_path / "abc.json"
     storage.write(path, {"request": {}, "response": {}})
+    storage.flush()  # the rename into place happens off the call's path
     umask = os.umask(0o022)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask

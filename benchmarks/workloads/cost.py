@@ -1,10 +1,9 @@
 """What a suite pays around replay (issue 16): start-up, per test, and import time.
 
 - A generated suite of trivial tests marked ``apirecorder`` that make no API call, run by
-  pytest in a subprocess with the plugin on, with it off (``-p no:apirecorder``), and with the
-  plugin on and the interceptors installed lazily (``_interceptors._lazy``, wired in by a
-  small ``-p`` plugin until the recorder uses it itself). The same suite of one test splits
-  the difference into what the plugin costs once per run and what it costs per test.
+  pytest in a subprocess with the plugin on and with it off (``-p no:apirecorder``). The
+  same suite of one test splits the difference into what the plugin costs once per run and
+  what it costs per test.
 - Entering and leaving one test's recording block in this process, as the plugin does.
 - ``python -X importtime`` of ``import apirecorder`` and of the plugin's module, with the
   client libraries each pulled in.
@@ -50,33 +49,33 @@ CLIENT_LIBRARIES = (
 #: The suite's variants: extra pytest arguments of each.
 PLUGIN_OFF = "plugin off"
 PLUGIN_ON = "plugin on"
-PLUGIN_LAZY = "plugin on, lazy"
 VARIANTS: dict[str, list[str]] = {
     PLUGIN_OFF: ["-p", "no:apirecorder"],
     PLUGIN_ON: [],
-    PLUGIN_LAZY: ["-p", "apirecorder_bench_lazy"],
 }
 TESTS_PER_FILE = 100
 
 #: This apirecorder, for the interpreters started here (whatever PYTHONPATH says).
 SOURCE_DIR = str(Path(apirecorder.__file__).resolve().parent.parent)
 
-LAZY_WIRING = '''\
-"""Benchmark only: the recorder installs interceptors lazily (now its default)."""
-'''
-
-# Loaded with -p, so it is imported before the entry-point plugins: BEFORE is what the
-# interpreter held before apirecorder's plugin started.
+# What the session start holds was imported by pytest and its plugins (another installed
+# plugin may import a client library for itself); what a test run adds is the run's doing.
 PROBE = f'''\
 """Benchmark only: which client libraries the run imported."""
 import json, os, sys
 LIBRARIES = {CLIENT_LIBRARIES!r}
-BEFORE = {{name for name in LIBRARIES if name in sys.modules}}
+START = []
+
+def imported():
+    return [name for name in LIBRARIES if name in sys.modules]
+
+def pytest_sessionstart(session):
+    START[:] = imported()
 
 def pytest_sessionfinish(session):
-    new = [name for name in LIBRARIES if name in sys.modules and name not in BEFORE]
+    new = [name for name in imported() if name not in START]
     with open(os.environ["APIRECORDER_BENCH_PROBE"], "w") as handle:
-        json.dump(new, handle)
+        json.dump({{"new": new, "before": START}}, handle)
 '''
 
 
@@ -104,16 +103,20 @@ class SuiteRunner:
     def __init__(self, workdir: Path) -> None:
         plugins = workdir / "plugins"
         plugins.mkdir(parents=True, exist_ok=True)
-        (plugins / "apirecorder_bench_lazy.py").write_text(LAZY_WIRING, "utf-8")
         (plugins / "apirecorder_bench_probe.py").write_text(PROBE, "utf-8")
         self.probe_file = workdir / "probe.json"
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(plugins), SOURCE_DIR]),
             "APIRECORDER_BENCH_PROBE": str(self.probe_file),
-            "PYTHONDONTWRITEBYTECODE": "",
         }
-        for name in ("APIRECORDER_MODE", "APIRECORDER_DIR", "PYTEST_ADDOPTS"):
+        # Bytecode written and used, as in an ordinary run.
+        for name in (
+            "APIRECORDER_MODE",
+            "APIRECORDER_DIR",
+            "PYTEST_ADDOPTS",
+            "PYTHONDONTWRITEBYTECODE",
+        ):
             self.env.pop(name, None)
 
     def run(self, suite: Path, variant: str, *, probe: bool = False) -> tuple[float, float]:
@@ -139,11 +142,12 @@ class SuiteRunner:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return elapsed, cpu
 
-    def imported(self, suite: Path, variant: str) -> list[str]:
-        """The client libraries a run of ``suite`` imported that were not imported before."""
+    def imported(self, suite: Path, variant: str) -> tuple[list[str], list[str]]:
+        """The client libraries a run of ``suite`` imported that were not imported before,
+        and those already imported when it started (by pytest's other plugins)."""
         self.run(suite, variant, probe=True)
-        found: list[str] = json.loads(self.probe_file.read_text("utf-8"))
-        return found
+        found = json.loads(self.probe_file.read_text("utf-8"))
+        return list(found["new"]), list(found["before"])
 
 
 def time_variants(
@@ -168,7 +172,9 @@ def suite_measurements(workdir: Path, sizes: Sizes) -> list[Measurement]:
     big = write_suite(workdir / "suite", sizes.cost_tests)
     one = write_suite(workdir / "one", 1)
     # Untimed: the bytecode caches written, and the libraries each variant imports.
-    imported = {variant: runner.imported(one, variant) for variant in VARIANTS}
+    probed = {variant: runner.imported(one, variant) for variant in VARIANTS}
+    imported = {variant: new for variant, (new, _) in probed.items()}
+    imported["before"] = probed[PLUGIN_ON][1]
     rounds = sizes.rounds
     medians, samples, cpu = time_variants(runner, big, rounds)
     fixed, fixed_samples, fixed_cpu = time_variants(runner, one, rounds)
@@ -178,7 +184,7 @@ def suite_measurements(workdir: Path, sizes: Sizes) -> list[Measurement]:
         extra[f"{variant} cpu"] = cpu[variant]
         extra[f"{variant} one"] = fixed[variant]
         extra[f"{variant} one cpu"] = fixed_cpu[variant]
-    for variant in (PLUGIN_ON, PLUGIN_LAZY):
+    for variant in (PLUGIN_ON,):
         # CPU seconds: once per run is the 1-test suite on minus off; the rest of the
         # difference, spread over the other tests, is the cost per test.
         once = fixed_cpu[variant] - fixed_cpu[PLUGIN_OFF]
@@ -204,10 +210,15 @@ def suite_measurements(workdir: Path, sizes: Sizes) -> list[Measurement]:
     one_test = Measurement(
         "the same suite of 1 test", "run", fixed, fixed_samples, kind="cost", key="cost-one"
     )
-    for variant, names in imported.items():
+    for variant in VARIANTS:
+        names = imported[variant]
         suite.notes.append(
             f"client libraries a 1-test run imported, {variant}: {', '.join(names) or 'none'}"
         )
+    suite.notes.append(
+        "client libraries already imported when the run started (by other pytest plugins): "
+        + (", ".join(imported["before"]) or "none")
+    )
     return [suite, one_test]
 
 
@@ -254,8 +265,12 @@ def block_measurement(workdir: Path, sizes: Sizes) -> Measurement:
 def import_time(statement: str, repeats: int) -> tuple[float, float, list[str]]:
     """``-X importtime`` of ``statement``: seconds for what it adds to a bare interpreter,
     seconds of those in pytest, and the client libraries it imported (median run)."""
+    # Bytecode written and used, as for an installed package: without it every run would
+    # time compiling the sources too (PYTHONDONTWRITEBYTECODE may be set where this runs).
     env = {**os.environ, "PYTHONPATH": SOURCE_DIR}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     bare = {name for _, _, name in _importtime_lines("pass", env)}
+    _importtime_lines(statement, env)  # untimed: writes the bytecode caches
     runs = []
     for _ in range(repeats):
         lines = _importtime_lines(statement, env)

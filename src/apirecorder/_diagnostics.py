@@ -11,9 +11,8 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher, unified_diff
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 from ._exceptions import ApiRecorderError
@@ -21,6 +20,18 @@ from ._hashing import MODEL_LIST_ENDPOINTS, BodyNormalizer, apply_normalizers, n
 from ._settings import record_command
 from ._storage import Recording, json_files_in, parse_recording
 from ._types import Call
+
+if TYPE_CHECKING:
+    from difflib import SequenceMatcher
+
+
+def _matcher(a: Sequence[Any], b: Sequence[Any], *, autojunk: bool = True) -> SequenceMatcher[Any]:
+    # difflib is imported when a difference is explained: the pytest plugin loads this module
+    # at start-up (the ledger reads a recording's kind), and most runs explain nothing.
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b, autojunk=autojunk)
+
 
 __all__ = [
     "Difference",
@@ -148,7 +159,7 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[Difference]:
         return found
     # Lists of different lengths are aligned by content, so one inserted message shows as one
     # added item rather than as every later item changed.
-    matcher = SequenceMatcher(None, [_canonical(x) for x in old], [_canonical(x) for x in new])
+    matcher = _matcher([_canonical(x) for x in old], [_canonical(x) for x in new])
     found = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
@@ -225,7 +236,7 @@ def render_value(value: Any, limit: int = _MAX_RENDERED) -> str:
 def word_diff(old: str, new: str, context: int = WORD_CONTEXT) -> str:
     """One line marking removed words ``[-so-]`` and added ones ``{+so+}``, as ``git diff``."""
     a, b = _TOKEN.findall(old), _TOKEN.findall(new)
-    opcodes = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    opcodes = _matcher(a, b, autojunk=False).get_opcodes()
     parts: list[str] = []
     for position, (tag, i1, i2, j1, j2) in enumerate(opcodes):
         if tag == "equal":
@@ -251,6 +262,8 @@ def _trim_equal(tokens: list[str], context: int, position: int, total: int) -> s
 
 def _text_lines(old: str, new: str) -> list[str]:
     if "\n" in old or "\n" in new:
+        from difflib import unified_diff
+
         lines = [
             line
             for line in unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
@@ -263,7 +276,7 @@ def _text_lines(old: str, new: str) -> list[str]:
     if max(len(old), len(new)) > MAX_WHOLE_TEXT:
         return [f"~ {word_diff(old, new)}"]
     lines = [f"- {old}", f"+ {new}"]
-    similar = SequenceMatcher(None, _TOKEN.findall(old), _TOKEN.findall(new), autojunk=False)
+    similar = _matcher(_TOKEN.findall(old), _TOKEN.findall(new), autojunk=False)
     if similar.ratio() >= 0.5:  # a word diff of two unrelated texts is only noise
         lines.append(f"~ {word_diff(old, new)}")
     return lines
@@ -299,7 +312,7 @@ def _weight(differences: Sequence[Difference]) -> int:
     for item in differences:
         if item.change == "text":
             a, b = _TOKEN.findall(item.old), _TOKEN.findall(item.new)
-            matcher = SequenceMatcher(None, a, b, autojunk=False)
+            matcher = _matcher(a, b, autojunk=False)
             opcodes = matcher.get_opcodes()
             total += sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in opcodes if tag != "equal")
         else:

@@ -271,6 +271,15 @@ async def areplay_items(items: Iterable[Any], error: BaseException | None) -> As
         raise error
 
 
+def _built_lazily(
+    session: Session, recording: Recording, raw: Any, build: TypeBuilder | None
+) -> Iterator[Any]:
+    # Each chunk is built when the caller reads it, so a long stream never exists as SDK
+    # objects all at once (a reader that keeps none holds one chunk at a time).
+    for chunk in raw if isinstance(raw, list) else ():
+        yield session.deserialize(recording, chunk, build=build)
+
+
 # -- SDK objects ----------------------------------------------------------------------------
 
 
@@ -305,7 +314,7 @@ class SdkAdapter(Adapter[R]):
         return str(exc)
 
     def stream(
-        self, call: Call, items: list[Any], error: BaseException | None, live: R | None
+        self, call: Call, items: Iterable[Any], error: BaseException | None, live: R | None
     ) -> Any:
         """A replayed stream of the SDK's own kind (``live``: the stream that was drained)."""
         return areplay_items(items, error) if self.is_async else replay_items(items, error)
@@ -317,10 +326,12 @@ class SdkAdapter(Adapter[R]):
     # -- the Adapter hooks ----------------------------------------------------------------
     def replay(self, session: Session, recording: Recording, call: Call) -> Any:
         response = recording.response
-        body = session.deserialize(recording, response.get("body"), build=self.builder())
+        raw = response.get("body")
         error = self.rebuild_error(recording, call) if response.get("is_exception") else None
         if response.get("is_streaming"):
-            return self.stream(call, body if isinstance(body, list) else [], error, None)
+            chunks = _built_lazily(session, recording, raw, self.builder())
+            return self.stream(call, chunks, error, None)
+        body = session.deserialize(recording, raw, build=self.builder())
         if error is not None:
             raise error
         return self.answer(body)

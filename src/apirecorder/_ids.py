@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import uuid
 
 from ._context import current_test_id
 from ._modes import Mode
@@ -36,6 +35,8 @@ def deterministic_id(kind: str, prefix: str = "") -> str:
     session = active_session()
     test_id = current_test_id()
     if session is None or session.mode is Mode.LIVE or not test_id:
+        import uuid  # here: uuid costs start-up time and only ids made outside a test use it
+
         return f"{prefix}{uuid.uuid4().hex}"
     key = (test_id, kind)
     with _lock:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import RecordingFormatError
+from ._writing import pending_payload
 
 __all__ = [
     "FORMAT_VERSION",
@@ -120,7 +121,12 @@ def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
         if info.st_size > MAX_RECORDING_BYTES:
             raise _too_large(path)
         try:
-            raw = handle.read(MAX_RECORDING_BYTES + 1)  # a file growing while read stops here
+            # Read by the size the file has: read(n) allocates n bytes before it reads, so
+            # asking for the limit cost every replay a 256 MiB allocation. A file that grew
+            # since fstat is read on, up to the limit (one byte over it says "too large").
+            raw = handle.read(info.st_size + 1)
+            if len(raw) > info.st_size:
+                raw += handle.read(MAX_RECORDING_BYTES + 1 - len(raw))
         except OSError as exc:
             raise RecordingFormatError(
                 path, f"cannot read the file: {exc.strerror or exc}"
@@ -153,10 +159,16 @@ def check_inside(path: Path, root: Path) -> None:
 
 def load_recording(path: Path, root: Path | None = None) -> Recording:
     """Read and check one recording file; any problem raises RecordingFormatError naming it."""
-    try:
-        raw = read_recording_bytes(path, root)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    # A recording this process is still writing (its rename comes off the call's path) is
+    # read from memory: it exists from the moment its call returned.
+    raw = pending_payload(Path(path))
+    if raw is None:
+        try:
+            raw = read_recording_bytes(path, root)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise RecordingFormatError(
+                path, f"cannot read the file: {exc.strerror or exc}"
+            ) from exc
     return parse_recording(raw, path)
 
 

@@ -23,7 +23,6 @@ with the last (a process-wide count). Loopback and the allowed hosts stay reacha
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import ipaddress
@@ -34,12 +33,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 from ._context import current_test_id
 from ._exceptions import NetworkBlockedError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._recorder import Session
 
 __all__ = ["NetworkGuard", "block_network", "network_guard_for", "parse_hosts"]
@@ -314,6 +314,11 @@ def _guarded_loop_getnameinfo(original: Callable[..., Any]) -> Callable[..., Any
 
 
 def _install() -> ExitStack:
+    # Imported when the first guard opens, not with the package: asyncio alone costs about
+    # 20 ms of start-up, and unittest.mock imports it too.
+    import asyncio
+    from unittest import mock
+
     stack = ExitStack()
     for name in ("getaddrinfo",):
         stack.enter_context(

@@ -26,7 +26,6 @@ from urllib.parse import urlparse
 
 from . import _hashing
 from ._context import current_test_id
-from ._diagnostics import explain_miss
 from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFoundError
 from ._legacy import legacy_request_hash
 from ._modes import Mode
@@ -304,6 +303,10 @@ class Session:
 
     def miss(self, call: Call) -> RecordingNotFoundError:
         """The error of a replay miss, with what was asked, where we looked, and the nearest."""
+        # Imported on a miss only: the explanation (difflib, the folder scan) is no part of
+        # the start-up of a run that replays what it finds.
+        from ._diagnostics import explain_miss
+
         folders = self.storage.dirs_for(call.test_id)
         message, nearest = explain_miss(
             call, mode=self.mode.value, folders=folders, normalizers=self.normalizers

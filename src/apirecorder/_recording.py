@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -32,7 +32,7 @@ from ._settings import (
     resolve_mode,
     resolve_shared_dir,
 )
-from ._storage import Storage
+from ._storage import RecordingWriteError, Storage
 from ._tools import ToolSpec, patch_tools
 
 __all__ = [
@@ -159,15 +159,24 @@ def recording(
     try:
         with (
             _recorder.activated(engine, process_wide=process_wide),
-            patch_tools(tools),
+            patch_tools(tools) if tools else nullcontext(),
             session_guard(engine),
         ):
             yield view
     except BaseException as exc:
+        try:
+            storage.flush()
+        except RecordingWriteError as failed:
+            # The block's own error stays the one raised; the failed write is told with it.
+            exc.add_note(f"apirecorder: also, a recording was not written: {failed}")
         # Below a client a miss travels as its interrupting twin; the block hands the test
         # the error itself (its cause kept), as the place where it was met.
         raise_surfaced(exc)
         raise
+    else:
+        # Every recording the block made is on disk when it ends (written off the calls'
+        # path, see Storage.write); a write that failed raises here.
+        storage.flush()
     finally:
         _close_block()
 

@@ -22,6 +22,7 @@ import binascii
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,8 +119,50 @@ _SECRET_WORDS = frozenset(
     {"apikey", "credential", "credentials", "key", "pass", "passwd", "password", "pat", "secret"}
     | {"token"}
 )
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+
+class _Lazy:
+    """A regex compiled when first used: compiling every pattern of this module at import
+    would cost every ``import apirecorder`` several milliseconds for code a replay never runs."""
+
+    __slots__ = ("_compiled", "_flags", "_source")
+
+    def __init__(self, source: str, flags: int = 0) -> None:
+        self._source = source
+        self._flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        compiled = self._compiled
+        if compiled is None:  # a race compiles twice, harmlessly
+            compiled = self._compiled = re.compile(self._source, self._flags)
+        return compiled
+
+    @property
+    def groupindex(self) -> Mapping[str, int]:
+        return self.compiled.groupindex
+
+    def finditer(
+        self, text: str, pos: int = 0, endpos: int = sys.maxsize
+    ) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text, pos, endpos)
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.search(text, pos, endpos)
+
+    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.match(text, pos, endpos)
+
+    def sub(self, replacement: str, text: str) -> str:
+        return self.compiled.sub(replacement, text)
+
+    def split(self, text: str) -> list[str | Any]:
+        return self.compiled.split(text)
+
+
+_NOT_ALNUM = _Lazy(r"[^a-z0-9]+")
+_WORD_SPLIT = _Lazy(r"[^A-Za-z0-9]+")
 
 #: Header names that are credentials by name alone, beyond the name rule (compared lower-case).
 SECRET_HEADERS = frozenset(
@@ -273,7 +316,7 @@ class KeyFormat:
     match) and a check on the match (random-looking body, decodable credentials...)."""
 
     name: str
-    pattern: re.Pattern[str]
+    pattern: _Lazy
     check: Callable[[re.Match[str]], bool] | None = None
     #: Lower-case text every match holds: a string without it is not searched at all.
     hint: str = ""
@@ -289,7 +332,7 @@ class KeyFormat:
 
 
 def _prefixed(name: str, prefix: str, body: str, minimum: int, hint: str) -> KeyFormat:
-    pattern = re.compile(rf"{_START}(?P<s>(?P<p>{prefix})[{body}]*+)")
+    pattern = _Lazy(rf"{_START}(?P<s>(?P<p>{prefix})[{body}]*+)")
 
     def check(match: re.Match[str]) -> bool:
         return _random_key(match.group("s")[len(match.group("p")) :], minimum)
@@ -330,34 +373,34 @@ KEY_FORMATS: tuple[KeyFormat, ...] = (
     _prefixed("huggingface-token", "hf_", _ALNUM, 30, "hf_"),
     KeyFormat(
         "aws-access-key-id",
-        re.compile(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])"),
+        _Lazy(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])"),
         hint="ia",
     ),
-    KeyFormat("google-api-key", re.compile(rf"{_START}AIza[{_KEY}]{{35}}+"), hint="aiza"),
+    KeyFormat("google-api-key", _Lazy(rf"{_START}AIza[{_KEY}]{{35}}+"), hint="aiza"),
     KeyFormat(
         "slack-token",
-        re.compile(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+"),
+        _Lazy(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+"),
         hint="xox",
     ),
     KeyFormat(
         "slack-webhook",
-        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{8,}+)"),
+        _Lazy(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{8,}+)"),
         hint="hooks.slack.com/",
     ),
     KeyFormat(
         "discord-webhook",
-        re.compile(r"discord(?:app)?\.com/api/webhooks/(?P<s>[0-9]++/[A-Za-z0-9_-]{8,}+)"),
+        _Lazy(r"discord(?:app)?\.com/api/webhooks/(?P<s>[0-9]++/[A-Za-z0-9_-]{8,}+)"),
         hint="discord",
     ),
     # Telegram puts the bot token in the URL path: /bot123456789:AAH.../sendMessage.
     KeyFormat(
         "telegram-bot-token",
-        re.compile(rf"(?:{_START}|(?<=bot))(?P<s>[0-9]{{5,16}}+:[{_KEY}]{{30,}}+)"),
+        _Lazy(rf"(?:{_START}|(?<=bot))(?P<s>[0-9]{{5,16}}+:[{_KEY}]{{30,}}+)"),
         hint=":",
     ),
     KeyFormat(
         "private-key",
-        re.compile(
+        _Lazy(
             r"-----BEGIN (?:[A-Z]++ )?PRIVATE KEY-----"
             r".*?(?:-----END (?:[A-Z]++ )?PRIVATE KEY-----|\Z)",
             re.DOTALL,
@@ -366,18 +409,18 @@ KEY_FORMATS: tuple[KeyFormat, ...] = (
     ),
     KeyFormat(
         "jwt",
-        re.compile(rf"{_START}eyJ[{_KEY}]{{8,}}+\.eyJ[{_KEY}]{{8,}}+\.[{_KEY}]{{8,}}+"),
+        _Lazy(rf"{_START}eyJ[{_KEY}]{{8,}}+\.eyJ[{_KEY}]{{8,}}+\.[{_KEY}]{{8,}}+"),
         hint="eyj",
     ),
     KeyFormat(
         "bearer-token",
-        re.compile(r"(?<![A-Za-z0-9])(?i:bearer)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9._~+/=-]++)"),
+        _Lazy(r"(?<![A-Za-z0-9])(?i:bearer)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9._~+/=-]++)"),
         _bearer_token,
         "bearer",
     ),
     KeyFormat(
         "basic-auth",
-        re.compile(r"(?<![A-Za-z0-9])(?i:basic)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9+/]{8,}+=*+)"),
+        _Lazy(r"(?<![A-Za-z0-9])(?i:basic)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9+/]{8,}+=*+)"),
         _basic_credentials,
         "basic",
     ),
@@ -388,26 +431,26 @@ KEY_FORMATS: tuple[KeyFormat, ...] = (
 _NAME_CHARS = r"A-Za-z0-9_.\[\]\-"
 #: ``name=value`` in a query string, a fragment, a form body or a ``.env`` line; an escaped
 #: separator before the name (``\u0026``, ``%26``) is read as a separator.
-_NAME_EQUALS = re.compile(
+_NAME_EQUALS = _Lazy(
     rf"(?<![{_NAME_CHARS}])(?:(?<=\\)u[0-9A-Fa-f]{{4}}|(?<=%)[0-9A-Fa-f]{{2}})?"
     rf"(?P<n>[A-Za-z_][{_NAME_CHARS}]{{0,80}}+)="
     r"""(?:"(?P<dq>[^"\\\r\n]*+)"|'(?P<sq>[^'\\\r\n]*+)'|(?P<v>[^&#;\s"'<>\\,]*+))"""
 )
 #: ``"name": "value"`` in JSON stored as text (Go ``\u0026``, PHP ``\/``, spaced ``" : "``).
-_JSON_PAIR = re.compile(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]|\\.)*+)"')
+_JSON_PAIR = _Lazy(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]|\\.)*+)"')
 #: ``Name: value`` as in a header line quoted in a log, an error body or a curl command.
-_NAME_COLON = re.compile(
+_NAME_COLON = _Lazy(
     r"(?<![A-Za-z0-9_\-])(?P<n>[A-Za-z][A-Za-z0-9_\-]{0,80}+)[ \t]*+:[ \t]*+"
     r"(?:(?i:bearer|basic|token|digest)[ \t]++)?(?P<v>[^\s\"'<>,;]++)"
 )
 #: ``scheme://user:password@host``.
-_USERINFO = re.compile(
+_USERINFO = _Lazy(
     r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+:\\?/\\?/(?P<s>[^/?#\s@\"'<>\\]++)@"
 )
 #: A multipart part's header; its ``name="..."`` is looked for on the same line after it.
-_FORM_DATA = re.compile(r"(?i)content-disposition:[ \t]*+form-data;")
-_FORM_NAME = re.compile(r"\bname=\"(?P<n>[^\"\r\n]{1,80}+)\"")
-_BLANK_LINE = re.compile(r"\r?\n\r?\n")
+_FORM_DATA = _Lazy(r"(?i)content-disposition:[ \t]*+form-data;")
+_FORM_NAME = _Lazy(r"\bname=\"(?P<n>[^\"\r\n]{1,80}+)\"")
+_BLANK_LINE = _Lazy(r"\r?\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -627,7 +670,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-_PATH_TOKEN = re.compile(r"\[(\*|-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.?([^.\[\]]+)")
+_PATH_TOKEN = _Lazy(r"\[(\*|-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\.?([^.\[\]]+)")
 
 
 def _parse_path(text: str) -> tuple[str | int, ...]:

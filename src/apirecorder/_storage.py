@@ -31,6 +31,7 @@ from ._loading import check_inside
 from ._loading import load_recording as load_recording
 from ._loading import parse_recording as parse_recording
 from ._loading import read_recording_bytes as read_recording_bytes
+from ._writing import PendingWrite, pending_payload, write_behind
 from ._writing import RecordingWriteError as RecordingWriteError
 from ._writing import dump_recording as dump_recording
 from ._writing import is_temp_file as is_temp_file
@@ -94,6 +95,11 @@ def name_ordinal(path: Path) -> int:
     """Which identical call of its test a file answers: n for ``<hash>-<n>.json``, else 1."""
     match = HASH_NAME.fullmatch(path.name)
     return int(match.group("ordinal")) if match and match.group("ordinal") else 1
+
+
+def is_model_list_name(name: str) -> bool:
+    """True for the file name of a model-list recording (``models-<hash>-<digest>.json``)."""
+    return name.startswith("models-") and name.endswith(".json")
 
 
 def name_hash(path: Path) -> str | None:
@@ -298,6 +304,8 @@ class Storage:
     shared: Path | None = None
     used: set[Path] = field(default_factory=set)
     _dirs: dict[str | None, tuple[Path, ...]] = field(default_factory=dict, repr=False)
+    #: Writes handed to the writer thread that :meth:`flush` has not waited for yet.
+    _writes: list[PendingWrite] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -383,10 +391,12 @@ class Storage:
     def _find_one(self, name: str, test_id: str | None) -> Recording | None:
         for folder in self.dirs_for(test_id):
             path = folder / name
-            try:
-                raw = read_recording_bytes(path, self.root)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+            raw = pending_payload(path)  # written by this process a moment ago
+            if raw is None:
+                try:
+                    raw = read_recording_bytes(path, self.root)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
             recording = parse_recording(raw, path)
             self.mark_used(path)
             return recording
@@ -428,9 +438,35 @@ class Storage:
         return recording
 
     def write(self, path: Path, data: dict[str, Any]) -> None:
-        """Write a recording atomically and count it as used by this run."""
-        write_atomic(path, dump_recording(data))
+        """Write a recording atomically and count it as used by this run.
+
+        The file is made durable and renamed into place off the call's path (the fsync is
+        most of a write's cost on a disk); lookups of this process find it meanwhile, and
+        :meth:`flush` waits for it. A model-list file is written at once, as its lookup
+        lists the folder.
+        """
+        payload = dump_recording(data)
+        if is_model_list_name(path.name):
+            write_atomic(path, payload)
+        else:
+            pending = write_behind(path, payload)
+            with self._lock:
+                self._writes.append(pending)
         self.mark_used(path)
+
+    def flush(self) -> None:
+        """Wait until every recording written through this storage is in place; raise the
+        first write that failed (RecordingWriteError)."""
+        with self._lock:
+            writes, self._writes = self._writes, []
+        failed: RecordingWriteError | None = None
+        for write in writes:
+            try:
+                write.wait()
+            except RecordingWriteError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def mark_used(self, path: Path) -> None:
         with self._lock:

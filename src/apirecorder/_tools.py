@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, TypeVar
-from unittest import mock
 
 from ._exceptions import SerializationError, UnsafeTypeError
 from ._flow import Adapter, areplay_items, areplay_or_record, replay_items, replay_or_record
@@ -540,6 +539,8 @@ class _ToolPatch(AbstractContextManager[None]):
         replacement = _wrap(original, info, trusted)
         if replacement is original:
             return  # already recorded: an outer recording() or patch_tool wraps it
+        from unittest import mock  # when a tool is patched: unittest.mock imports asyncio
+
         self._patcher = mock.patch.object(owner, last, replacement)
         self._patcher.__enter__()
 

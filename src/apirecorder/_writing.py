@@ -11,20 +11,26 @@ import errno
 import json
 import os
 import re
-import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ApiRecorderError
 
+if TYPE_CHECKING:
+    import queue
+
 __all__ = [
     "ORPHAN_AGE_S",
+    "PendingWrite",
     "RecordingWriteError",
     "dump_recording",
     "is_temp_file",
+    "pending_payload",
     "remove_orphan_temp_files",
     "write_atomic",
+    "write_behind",
 ]
 
 _TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
@@ -142,41 +148,165 @@ def _clean_once(folder: Path) -> None:
     remove_orphan_temp_files(folder)
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temp file next to ``path``, created exclusively, and its name.
+
+    What ``tempfile.mkstemp`` does, without importing tempfile (and its random module) at
+    start-up; the mode is an ordinary file's (0666 less the umask), not mkstemp's 0600.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(
+            path.parent,
+            f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(6).hex()}{_TEMP_SUFFIX}",
+        )
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temp file name", str(path.parent))
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` so readers see the old file or the new one, never a partial one.
 
     Any OSError (full disk, read-only folder) raises RecordingWriteError naming the file and
     the fix; a folder deleted meanwhile is made again.
     """
+    fd, tmp = _write_temp(path, payload)
     try:
-        _write_atomic(path, payload)
+        _sync_and_rename(fd, tmp, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write_temp(path: Path, payload: bytes) -> tuple[int, str]:
+    """``payload`` written to a new temp file next to ``path``: its open descriptor and name."""
+    try:
+        return _try_write_temp(path, payload)
     except FileNotFoundError:
         try:  # the folder went away between mkdir and the write (a clean-up mid-run)
-            _write_atomic(path, payload)
+            return _try_write_temp(path, payload)
         except OSError as exc:
             raise _write_error(path, exc) from exc
     except OSError as exc:
         raise _write_error(path, exc) from exc
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
+def _try_write_temp(path: Path, payload: bytes) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_once(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=path.parent
-    )
+    fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file private (0600); a recording is an ordinary file.
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb", closefd=False) as handle:
             handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def _sync_and_rename(fd: int, tmp: str, path: Path) -> None:
+    # The rename comes only after the data is on disk: a crash at any point (a killed
+    # process, or the machine losing power) leaves the old file or none, never a short one.
+    try:
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# -- writing off the call's path ------------------------------------------------------------
+
+
+class PendingWrite:
+    """One recording handed to the writer thread: its temp file is written, the fsync and
+    the rename into place are to come. :meth:`wait` raises what went wrong."""
+
+    __slots__ = ("_done", "error", "path", "payload")
+
+    def __init__(self, path: Path, payload: bytes) -> None:
+        self.path = path
+        self.payload = payload
+        self.error: RecordingWriteError | None = None
+        self._done = threading.Event()
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+#: path -> its latest write not yet renamed into place: what a lookup of this process reads
+#: meanwhile, so a recording is found the moment its call returns.
+_pending: dict[Path, PendingWrite] = {}
+_pending_lock = threading.Lock()
+_jobs: queue.SimpleQueue[tuple[PendingWrite, int, str]] | None = None
+_writer: threading.Thread | None = None
+
+
+def pending_payload(path: Path) -> bytes | None:
+    """The bytes of a recording this process is still writing to ``path``, if any."""
+    if not _pending:  # the replay hot path: nothing is being written
+        return None
+    write = _pending.get(path)
+    return None if write is None else write.payload
+
+
+def write_behind(path: Path, payload: bytes) -> PendingWrite:
+    """Write ``payload`` to a temp file now and leave the fsync and the rename to the writer
+    thread, so the call does not wait for the disk; the caller waits for the result later
+    (``recording()`` does when its block ends).
+
+    A temp-file fault raises here, like :func:`write_atomic`; a fault of the fsync or the
+    rename raises from :meth:`PendingWrite.wait`. Either way the old file stays.
+    """
+    global _jobs, _writer
+    fd, tmp = _write_temp(path, payload)
+    write = PendingWrite(path, payload)
+    with _pending_lock:
+        _pending[path] = write
+        if _jobs is None:
+            import queue  # with the first recording written, not at start-up
+
+            _jobs = queue.SimpleQueue()
+        if _writer is None or not _writer.is_alive():
+            _writer = threading.Thread(
+                target=_write_jobs, args=(_jobs,), name="apirecorder-writer", daemon=True
+            )
+            _writer.start()
+        jobs = _jobs
+    jobs.put((write, fd, tmp))
+    return write
+
+
+def _write_jobs(jobs: queue.SimpleQueue[tuple[PendingWrite, int, str]]) -> None:
+    # One thread for the process: writes of one path land in the order they were made.
+    while True:
+        write, fd, tmp = jobs.get()
+        try:
+            _sync_and_rename(fd, tmp, write.path)
+        except FileNotFoundError:
+            # The folder was removed after the call (a test's clean-up) and the temp file
+            # with it: as if the file had been written, then removed with its folder.
+            pass
+        except OSError as exc:
+            write.error = _write_error(write.path, exc)
+        except BaseException as exc:  # never let the writer die with writes queued
+            write.error = RecordingWriteError(write.path, f"cannot write the recording ({exc})")
+        finally:
+            with _pending_lock:
+                if _pending.get(write.path) is write:
+                    del _pending[write.path]
+            write._done.set()
 
 
 # folder -> (its mtime in ns, the names of the model-list files in it). A model-list lookup

@@ -155,15 +155,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _warm_up(config)
-    where = str(args.dir) if args.dir else "next to each test file"
-    print(f"apirecorder serve: {args.mode} on {server.url} (recordings: {where})", flush=True)
-    print(f"{URL_LINE_PREFIX}{server.url}", flush=True)
 
     def stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever to return, so it cannot run in this thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    # Before the URL is printed: a harness may stop the server as soon as it has read it.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    where = str(args.dir) if args.dir else "next to each test file"
+    print(f"apirecorder serve: {args.mode} on {server.url} (recordings: {where})", flush=True)
+    print(f"{URL_LINE_PREFIX}{server.url}", flush=True)
     try:
         with interceptors_kept():
             server.serve_forever(poll_interval=0.1)

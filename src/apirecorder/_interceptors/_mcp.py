@@ -32,7 +32,6 @@ from contextvars import ContextVar
 from pathlib import PurePath
 from types import TracebackType
 from typing import Any
-from unittest import mock
 from urllib.parse import urlsplit
 
 from .._flow import areplay_or_record
@@ -52,6 +51,8 @@ _servers: dict[int, str] = {}
 
 def install(stack: ExitStack) -> None:
     """Patch ``ClientSession`` for as long as ``stack`` stays open."""
+    from unittest import mock  # with the patching: unittest.mock imports asyncio
+
     session_module = importlib.import_module("mcp.client.session")
     exceptions = importlib.import_module("mcp.shared.exceptions")
     cls = session_module.ClientSession
@@ -74,6 +75,8 @@ def install(stack: ExitStack) -> None:
 
 def _install_transports(stack: ExitStack) -> None:
     """Transports opened without :func:`mcp_client`: on replay, none reaches a server."""
+    from unittest import mock
+
     stdio = importlib.import_module("mcp.client.stdio")
     # A module global looked up at call time: it covers ``stdio_client`` however imported,
     # and the high-level ``Client`` that opens one itself.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -280,13 +280,13 @@ class _ReplayedResponse:
 
     _call: Call | None
     _response: httpx2.Response | None
-    _items: list[Any]
+    _items: Iterable[Any]
     _error: BaseException | None
     _options: Any
 
     def __init__(
         self,
-        items: list[Any],
+        items: Iterable[Any],
         error: BaseException | None,
         *,
         call: Call | None = None,
@@ -361,7 +361,7 @@ class _OpenAIAdapter(SdkAdapter[Any]):
         await result.close()
 
     def stream(
-        self, call: Call, items: list[Any], error: BaseException | None, live: Any | None
+        self, call: Call, items: Iterable[Any], error: BaseException | None, live: Any | None
     ) -> Any:
         stream_cls = AsyncReplayStream if self.is_async else ReplayStream
         if live is None:
