@@ -157,8 +157,10 @@ def test_a_recording_is_replayed_in_its_block_before_it_is_renamed_into_place(
             live = client.chat.completions.create(model="gpt-4o", messages=messages)
             upstream.stop()
             assert list(tmp_path.glob("*.json")) == []  # not renamed yet
-            # Found in this process meanwhile: replayed, with the upstream gone.
-            again = client.chat.completions.create(model="gpt-4o", messages=messages)
+            # Found in this process meanwhile: replayed, with the upstream gone (in a block
+            # of its own: in the same block the same call again is its second call).
+            with apirecorder.recording("replay", tmp_path):
+                again = client.chat.completions.create(model="gpt-4o", messages=messages)
             assert again.choices[0].message.content == live.choices[0].message.content
         finally:
             release.set()  # the block's end waits for the writer
