@@ -264,6 +264,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _serve_section(measurements: list[Measurement]) -> list[str]:
+    """``apirecorder serve`` under load (issue 13): requests per second and peak memory."""
+    found = [m for m in measurements if m.kind == "serve"]
+    if not found:
+        return []
+    lines = [
+        "## `apirecorder serve` under load",
+        "",
+        "Streamed chat completions recorded through the server from the local upstream, then "
+        "replayed with the upstream stopped by many clients at once (httpx, one thread each), "
+        "every answer checked against the prompt that asked for it "
+        "(`benchmarks/serve_load.py`). Peak memory is the server process's VmHWM.",
+        "",
+        "| workload | chunks per stream | time | requests/s | server peak RSS |",
+        "|---|---|---|---|---|",
+    ]
+    for m in found:
+        extra = m.extra
+        lines.append(
+            f"| {m.workload} | {extra['chunks']:.0f} | {extra['seconds']:.2f} s "
+            f"| **{extra['per_second']:,.0f}** | {extra['peak_rss'] / 2**20:.1f} MiB |"
+        )
+    return [*lines, ""]
+
+
 def render(
     measurements: list[Measurement],
     sizes: Sizes,
@@ -392,6 +417,7 @@ def render(
         lines += [*cost_section(measurements, sizes, machine), *cost, ""]
         lines += [f"- {reason}" for reason in cost_explained(measurements)]
         lines += [""]
+    lines += _serve_section(measurements)
     lines += ["## Targets (issue 7)", "", *verdict_table(found), ""]
     missed = [v for v in found if not v.met]
     if missed:

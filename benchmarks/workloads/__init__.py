@@ -1,6 +1,6 @@
 """The benchmark workloads, each a module with ``run(bench, sizes) -> list[Measurement]``."""
 
-from . import chat, cost, embeddings, memory, record, storage_size, streams
+from . import chat, cost, embeddings, memory, record, serve, storage_size, streams
 
 #: name -> module, in the order they run and appear in BENCHMARKS.md
 WORKLOADS = {
@@ -11,6 +11,7 @@ WORKLOADS = {
     "record": record,
     "memory": memory,
     "cost": cost,
+    "serve": serve,
 }
 
 __all__ = ["WORKLOADS"]

@@ -392,6 +392,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
+        with self.server.in_flight():
+            self._answer()
+
+    def _answer(self) -> None:
         config = self.server.config
         split = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
@@ -460,7 +464,27 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], config: ServeConfig) -> None:
         self.config = config
         self._log_lock = threading.Lock()
+        self._busy = 0
+        self._idle = threading.Condition()
         super().__init__(address, _Handler)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request from its first byte until its recording block has ended."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for the requests under way (their recordings are written when each ends);
+        idle keep-alive connections do not count. False when ``timeout`` ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     @property
     def url(self) -> str:

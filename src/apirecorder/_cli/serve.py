@@ -168,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with interceptors_kept():
             server.serve_forever(poll_interval=0.1)
+            # A request still being answered writes its recording when it ends: let it.
+            if not server.wait_idle(timeout=60.0):
+                print("apirecorder serve: stopped with requests still open", file=sys.stderr)
     finally:
         server.server_close()
         for sig, handler in previous.items():
