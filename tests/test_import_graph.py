@@ -38,8 +38,11 @@ CLIENT_LIBRARIES = frozenset(
 )
 
 #: Shells over the core (may import anything): the public façade (it re-exports
-#: ``mcp_client``), the pytest plugin, the ASGI helpers, the CLI and the interceptors.
-SHELLS = frozenset({PACKAGE, f"{PACKAGE}.pytest_plugin", f"{PACKAGE}.asgi"})
+#: ``mcp_client``), the pytest plugin and its settings module, the ASGI helpers, the CLI and
+#: the interceptors.
+SHELLS = frozenset(
+    {PACKAGE, f"{PACKAGE}.pytest_plugin", f"{PACKAGE}._plugin_settings", f"{PACKAGE}.asgi"}
+)
 SHELL_PACKAGES = (f"{PACKAGE}._cli", f"{PACKAGE}._interceptors")
 
 #: The one core module that installs the interceptors, through the package's installer

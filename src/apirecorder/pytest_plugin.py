@@ -37,10 +37,18 @@ from ._ledger import (
     rewrite_lines,
     stale_recordings,
 )
-from ._modes import Mode, parse_mode
+from ._modes import Mode
+from ._plugin_settings import (
+    INI_LISTS,
+    add_options,
+    anchor_of_test_ids,
+    check_marker,
+    checked_ini,
+    problem_of,
+    security_options,
+)
 from ._recording import Session, fail_with_recorder_errors, interceptors_kept, recording
 from ._settings import (
-    MODE_ENV,
     OPTION_KEYWORDS,
     ROOT_ENV,
     check_options,
@@ -63,76 +71,7 @@ OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "_apirecorder_autouse", "apire
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("apirecorder", "record and replay API traffic (apirecorder)")
-    group.addoption(
-        "--apirecorder-mode",
-        choices=[m.value for m in Mode],
-        default=None,
-        help="live, record, replay (the default) or record-if-missing.",
-    )
-    group.addoption(
-        "--apirecorder-dir",
-        default=None,
-        help="Keep every recording in this one folder (default: next to each test file).",
-    )
-    group.addoption(
-        "--apirecorder-fail-unused",
-        action="store_true",
-        default=False,
-        help="Fail a replay run that leaves recordings unused (see docs/cli.md).",
-    )
-    parser.addini("apirecorder_mode", "Recording mode (see --apirecorder-mode).", default=None)
-    parser.addini(
-        "apirecorder_dir",
-        "Folder for all recordings, relative to the rootdir (see --apirecorder-dir).",
-        default=None,
-    )
-    parser.addini(
-        "apirecorder_shared_dir",
-        "Folder for calls with no test id (session set-up), relative to the rootdir.",
-        default=None,
-    )
-    parser.addini(
-        "apirecorder_patch_tools",
-        "Functions to record as tool calls, one per line: "
-        "'package.module:Class.method provider [name]'.",
-        type="linelist",
-        default=[],
-    )
-    parser.addini(
-        "apirecorder_autouse",
-        "Record or replay every test, not only those marked apirecorder.",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "apirecorder_match_origin",
-        "false: raw HTTP recordings match whatever the scheme, host and port of the server "
-        "(a local server on a free port, a proxy, a region).",
-        default="",
-    )
-    _add_security_options(group, parser)
-    parser.addini(
-        "apirecorder_ignore_hosts",
-        "Hosts whose traffic is never recorded or replayed, one per line (a database's HTTP "
-        "API, a local service): their calls always go live.",
-        type="linelist",
-        default=[],
-    )
-    parser.addini(
-        "apirecorder_hosts_under_test",
-        "Hosts of servers under test, one per line: never recorded, and sent the test id "
-        "(see docs/server-mode.md).",
-        type="linelist",
-        default=[],
-    )
-    parser.addini(
-        "apirecorder_ignore_fields",
-        "Request body fields left out of the request hash, one dotted path per line "
-        "(metadata.request_id, messages.*.name).",
-        type="linelist",
-        default=[],
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,62 +82,6 @@ def pytest_configure(config: pytest.Config) -> None:
         + " (see the README).",
     )
     config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
-
-
-#: The ini keys the plugin reads as lists and adds to the options of every block.
-INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
-
-
-def _checked_ini(config: pytest.Config) -> dict[str, Any]:
-    """The plugin's ini values and the mode from the environment, read once: a bad value is
-    one usage error at start-up, not a failure in every test."""
-    # A misspelt key is pytest's own warning ("Unknown config option"), an error with
-    # --strict-config; the values are checked here.
-    values: dict[str, Any] = {}
-    for key in ("mode", "autouse", *INI_LISTS):
-        try:
-            values[key] = config.getini(f"apirecorder_{key}")
-            if key == "mode" and values[key]:
-                parse_mode(values[key])
-        except ValueError as exc:
-            raise pytest.UsageError(f"apirecorder_{key} in {config.inipath}: {exc}") from None
-    values["mode"] = values["mode"] or None
-    try:
-        fields_ignored(values["ignore_fields"])
-        if os.environ.get(MODE_ENV):
-            parse_mode(os.environ[MODE_ENV])
-    except ValueError as exc:
-        where = "the ini file" if "ignore_fields" in str(exc) else f"${MODE_ENV}"
-        raise pytest.UsageError(f"{where}: {exc}") from None
-    return values
-
-
-def _pinned_by_pytest(config: pytest.Config) -> bool:
-    # pytest's node ids do not depend on the invocation folder once it found an ini file
-    # (pyproject.toml counts), a setup.py, or was told the rootdir.
-    return (
-        config.inipath is not None
-        or bool(config.getoption("rootdir", None))
-        or (config.rootpath / "setup.py").is_file()
-    )
-
-
-def anchor_of_test_ids(config: pytest.Config) -> tuple[Path, bool]:
-    """The folder test ids are relative to, and whether it is pinned (same from any folder).
-
-    ``$APIRECORDER_ROOT``, else pytest's rootdir when an ini file or setup.py pins it, else the
-    nearest folder above with ``.git`` or ``.hg``, else the rootdir (not pinned).
-    """
-    pinned = os.environ.get(ROOT_ENV)
-    if pinned:
-        return Path(os.path.abspath(pinned)), True
-    root = config.rootpath
-    if _pinned_by_pytest(config):
-        return root, True
-    for folder in (root, *root.parents):
-        if (folder / ".git").exists() or (folder / ".hg").exists():
-            return folder, True
-    return root, False
 
 
 class _DebugToStderr(logging.Handler):
@@ -215,7 +98,7 @@ class ApiRecorderPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.ini = _checked_ini(config)
+        self.ini = checked_ini(config)
         #: pytest's rootdir: relative marker, config-fixture and ini folders start here.
         self.rootdir = config.rootpath
         #: Test ids are relative to this folder, which is also the root of the co-located layout.
@@ -304,7 +187,7 @@ class ApiRecorderPlugin:
     ) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and ``recording()`` options of one block, by precedence."""
         from_config = dict(config_options or {})
-        problem = _problem(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
+        problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
         if problem:
             pytest.fail(problem, pytrace=False)
         from_marker = self.marker_options(node)
@@ -562,34 +445,6 @@ def apirecorder_config() -> dict[str, Any]:
     return {}
 
 
-def check_marker(marker: pytest.Mark) -> None:
-    """Fail (once, at collection) on a positional argument or an unknown keyword."""
-    if marker.args:
-        shown = ", ".join(repr(arg) for arg in marker.args)
-        hint = (
-            f"@pytest.mark.apirecorder(mode={marker.args[0]!r})"
-            if len(marker.args) == 1 and isinstance(marker.args[0], str)
-            else "@pytest.mark.apirecorder(mode=..., storage_dir=...)"
-        )
-        pytest.fail(
-            f"@pytest.mark.apirecorder({shown}): the marker takes keywords only; write {hint}",
-            pytrace=False,
-        )
-    problem = _problem(check_options, marker.kwargs, "@pytest.mark.apirecorder")
-    if problem:
-        pytest.fail(problem, pytrace=False)
-
-
-def _problem(check: Any, *args: Any) -> str:
-    # The message of a ValueError, so the failure is raised outside the except block and
-    # shows without "During handling of the above exception".
-    try:
-        check(*args)
-    except ValueError as exc:
-        return str(exc)
-    return ""
-
-
 def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
     """At the end of a run: find the unused recordings, save the ledger, set the exit status.
 
@@ -617,81 +472,3 @@ def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[Un
     if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     return unused or []
-
-
-# -- secrets and the network (docs/security.md) -------------------------------------------
-
-#: ``recording()`` options that the ini file can extend, one entry per line.
-REDACTION_OPTIONS = ("redact_headers", "redact_json_paths", "redact_patterns", "secret_env_vars")
-
-
-def _add_security_options(group: Any, parser: pytest.Parser) -> None:
-    group.addoption(
-        "--apirecorder-block-network",
-        action="store_const",
-        const=True,
-        default=None,
-        help="In replay mode, refuse every outgoing connection except loopback and the "
-        "allowed hosts (NetworkBlockedError).",
-    )
-    group.addoption(
-        "--apirecorder-allow-hosts",
-        default=None,
-        metavar="HOST[,HOST...]",
-        help="Hosts that stay reachable when the network is blocked (names, addresses, "
-        "*.example.com).",
-    )
-    parser.addini(
-        "apirecorder_block_network",
-        "Block the network in replay mode (see --apirecorder-block-network).",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "apirecorder_allow_hosts",
-        "Hosts reachable while the network is blocked, one per line.",
-        type="linelist",
-        default=[],
-    )
-    for name in REDACTION_OPTIONS:
-        parser.addini(
-            f"apirecorder_{name}",
-            f"Extra redaction rules, one per line (the {name}= option of recording()).",
-            type="linelist",
-            default=[],
-        )
-
-
-def _listed(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str, Any]:
-    """A test's marker options completed with the network and redaction settings.
-
-    ``block_network``: command line, else marker, else ini. Allowed hosts and redaction
-    rules from the ini file, the marker and the command line add up.
-    """
-    from ._network import parse_hosts
-
-    merged = dict(options)
-    cli_block = bool(config.getoption("apirecorder_block_network"))
-    ini_block = bool(config.getini("apirecorder_block_network"))
-    if cli_block or ("block_network" not in merged and ini_block):
-        merged["block_network"] = True
-    hosts = parse_hosts(
-        [
-            *config.getini("apirecorder_allow_hosts"),
-            *parse_hosts(merged.get("allow_hosts")),
-            *parse_hosts(config.getoption("apirecorder_allow_hosts")),
-        ]
-    )
-    if hosts:
-        merged["allow_hosts"] = hosts
-    for name in REDACTION_OPTIONS:
-        from_ini = config.getini(f"apirecorder_{name}")
-        if from_ini:
-            merged[name] = [*from_ini, *_listed(merged.get(name))]
-    return merged
