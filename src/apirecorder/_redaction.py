@@ -3,36 +3,69 @@
 :func:`redact_recording` runs on every record right before it is written. It returns a
 redacted deep copy and never touches the caller's objects, and it runs after the request
 hash was computed, so redaction never changes which file a call replays from. Two
-definitions drive everything, and ``apirecorder scan`` uses the same two:
+definitions drive everything, and ``apirecorder scan`` uses the same two (both in
+:mod:`._secrets`):
 
 - one rule for secret **names** (:func:`secret_name_kind`), applied to JSON keys, headers,
   query strings, fragments, form and multipart fields, ``name: value`` and
   ``"name": "value"`` text;
 - one list of secret **formats** (:data:`KEY_FORMATS`), found in any text.
 
-:func:`find_secrets` applies both to one string; every regex in this module runs in time
-linear in its input (no nested or overlapping quantifiers, every match starts at a token
-boundary and every repetition is possessive), because recordings and logs are untrusted.
+:func:`find_secrets` (:mod:`._secretspans`) applies both to one string; every regex of these
+modules runs in time linear in its input (no nested or overlapping quantifiers, every match
+starts at a token boundary and every repetition is possessive), because recordings and logs
+are untrusted. This module holds the :class:`Redactor`, which applies them to whole records.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
-import os
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from ._httpbody import is_sse_lines, sse_as_events, sse_as_lines
+from ._secrets import _SECRET_WORDS as _SECRET_WORDS
+from ._secrets import _STRONG_NAMES as _STRONG_NAMES
+from ._secrets import _STRONG_SUFFIXES as _STRONG_SUFFIXES
+from ._secrets import _WEAK_NAMES as _WEAK_NAMES
+from ._secrets import (
+    DEFAULT_SECRET_ENV_VARS,
+    FAKE_MARK,
+    KEY_FORMATS,
+    PLACEHOLDER,
+    KeyFormat,
+    _Lazy,
+    is_secret_env_name,
+    is_secret_field,
+    is_secret_header,
+    is_secret_response_value,
+    looks_random,
+    secret_env_values,
+    secret_name_kind,
+)
+from ._secrets import MIN_ENV_SECRET_LENGTH as MIN_ENV_SECRET_LENGTH
+from ._secrets import SECRET_HEADERS as SECRET_HEADERS
+from ._secrets import SECRET_QUERY_PARAMS as SECRET_QUERY_PARAMS
+from ._secrets import shannon_entropy as shannon_entropy
+from ._secretspans import (
+    _NAME_EQUALS,
+    _USERINFO,
+    SecretSpan,
+    _find,
+    _redacted_already,
+    _replace_spans,
+    _SecretValues,
+    find_secrets,
+)
 
 if TYPE_CHECKING:
     from ._recorder import Session
 
+# The rules are defined in _secrets and _secretspans; the names other modules and tests
+# import from here are re-exported.
 __all__ = [
     "DEFAULT_SECRET_ENV_VARS",
     "FAKE_MARK",
@@ -56,599 +89,6 @@ __all__ = [
     "secret_env_values",
     "secret_name_kind",
 ]
-
-#: What every redacted value becomes.
-PLACEHOLDER = "<redacted>"
-#: The placeholder as it reads once percent-encoded or HTML-escaped (already redacted).
-_PLACEHOLDER_FORMS = frozenset({PLACEHOLDER, quote(PLACEHOLDER, safe=""), "&lt;redacted&gt;"})
-#: Part of every stable fake written in place of a live token (``_tokens``): already safe.
-FAKE_MARK = "apirecorder-fake"
-
-# -- the rule for names ---------------------------------------------------------------------
-#
-# A name is normalized: lower-cased, every character other than a-z and 0-9 dropped, so
-# "idToken", "id_token", "ID-Token" and "X-Amz-Security-Token" compare alike.
-
-#: Normalized names that are credentials wherever they appear.
-_STRONG_NAMES = frozenset(
-    {
-        "accesskey",
-        "accesstoken",
-        "apikey",
-        "appid",
-        "appkey",
-        "authorization",
-        "cookie",
-        "credential",
-        "credentials",
-        "passwd",
-        "password",
-        "pwd",
-        "proxyauthorization",
-        "setcookie",
-    }
-)
-#: A normalized name ending like this is a credential too ("x_goog_api_key", "clientSecret").
-_STRONG_SUFFIXES = (
-    "accesskey",
-    "accesstoken",
-    "accountkey",
-    "apikey",
-    "authtoken",
-    "bearertoken",
-    "clientsecret",
-    "idtoken",
-    "passphrase",
-    "passwd",
-    "password",
-    "privatekey",
-    "refreshtoken",
-    "secret",
-    "secretkey",
-    "securitytoken",
-    "sessiontoken",
-    "subscriptionkey",
-)
-#: Names that are credentials in a request, but in a response only with a random-looking
-#: value: a log-probability "token" is a word, and a "signature" (Anthropic thinking blocks)
-#: goes back in the next request, so a response signature is never redacted.
-_WEAK_NAMES = frozenset({"auth", "key", "secret", "sig", "signature", "token"})
-#: Header and environment variable names also count when one of their words is one of these
-#: ("Anthropic-Key", "AZURE_OPENAI_KEY"); "x-ratelimit-remaining-tokens" does not.
-_SECRET_WORDS = frozenset(
-    {"apikey", "credential", "credentials", "key", "pass", "passwd", "password", "pat", "secret"}
-    | {"token"}
-)
-
-
-class _Lazy:
-    """A regex compiled when first used: compiling every pattern of this module at import
-    would cost every ``import apirecorder`` several milliseconds for code a replay never runs."""
-
-    __slots__ = ("_compiled", "_flags", "_source")
-
-    def __init__(self, source: str, flags: int = 0) -> None:
-        self._source = source
-        self._flags = flags
-        self._compiled: re.Pattern[str] | None = None
-
-    @property
-    def compiled(self) -> re.Pattern[str]:
-        compiled = self._compiled
-        if compiled is None:  # a race compiles twice, harmlessly
-            compiled = self._compiled = re.compile(self._source, self._flags)
-        return compiled
-
-    @property
-    def groupindex(self) -> Mapping[str, int]:
-        return self.compiled.groupindex
-
-    def finditer(
-        self, text: str, pos: int = 0, endpos: int = sys.maxsize
-    ) -> Iterator[re.Match[str]]:
-        return self.compiled.finditer(text, pos, endpos)
-
-    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self.compiled.search(text, pos, endpos)
-
-    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self.compiled.match(text, pos, endpos)
-
-    def sub(self, replacement: str, text: str) -> str:
-        return self.compiled.sub(replacement, text)
-
-    def split(self, text: str) -> list[str | Any]:
-        return self.compiled.split(text)
-
-
-_NOT_ALNUM = _Lazy(r"[^a-z0-9]+")
-_WORD_SPLIT = _Lazy(r"[^A-Za-z0-9]+")
-
-#: Header names that are credentials by name alone, beyond the name rule (compared lower-case).
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "cookie",
-        "set-cookie",
-        "openai-organization",
-        "openai-project",
-    }
-)
-#: Query parameter names masked in the request hash by the HTTP layer (see _httpbody).
-SECRET_QUERY_PARAMS = frozenset(
-    {"key", "api_key", "apikey", "token", "access_token", "client_secret", "sig", "signature"}
-)
-
-
-def _normalized(name: str) -> str:
-    return _NOT_ALNUM.sub("", name.lower())
-
-
-def secret_name_kind(name: str) -> str | None:
-    """``"strong"`` for a name that always holds a credential, ``"weak"`` for one that does
-    in a request (``token``, ``key``, ``signature``...), None for any other name."""
-    normalized = _normalized(name)
-    if not normalized:
-        return None
-    if normalized in _WEAK_NAMES or normalized.endswith("signature"):
-        return "weak"
-    if normalized in _STRONG_NAMES or normalized.endswith(_STRONG_SUFFIXES):
-        return "strong"
-    return None
-
-
-def _has_secret_word(name: str) -> bool:
-    return any(word.lower() in _SECRET_WORDS for word in _WORD_SPLIT.split(name))
-
-
-def is_secret_header(name: str, extra: Iterable[str] = ()) -> bool:
-    """Tell whether a header of this name holds a credential (by the default rules or ``extra``)."""
-    lowered = name.lower()
-    if lowered in SECRET_HEADERS or secret_name_kind(name) is not None or _has_secret_word(name):
-        return True
-    return lowered in {e.lower() for e in extra}
-
-
-def is_secret_field(name: str, *, in_response: bool = False) -> bool:
-    """Tell whether a JSON field or keyword argument of this name holds a credential.
-
-    In a response only strong names count; see :func:`is_secret_response_value` for names
-    such as ``key`` and ``token``.
-    """
-    kind = secret_name_kind(name)
-    return kind == "strong" if in_response else kind is not None
-
-
-def is_secret_response_value(name: str, value: Any) -> bool:
-    """A response field that holds a credential: a strong name, or a weak name such as
-    ``key`` or ``token`` with a random-looking value (never ``signature``)."""
-    if not isinstance(value, str) or value in _PLACEHOLDER_FORMS or FAKE_MARK in value:
-        return False
-    kind = secret_name_kind(name)
-    if kind == "strong":
-        return True
-    return kind == "weak" and not _normalized(name).endswith("signature") and looks_random(value)
-
-
-# -- environment variables ------------------------------------------------------------------
-
-#: Environment variables whose values are redacted wherever they appear.
-DEFAULT_SECRET_ENV_VARS: tuple[str, ...] = (
-    "ANTHROPIC_API_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_OPENAI_API_KEY",
-    "COHERE_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "FIREWORKS_API_KEY",
-    "GEMINI_API_KEY",
-    "GH_TOKEN",
-    "GITHUB_TOKEN",
-    "GOOGLE_API_KEY",
-    "GROQ_API_KEY",
-    "HF_TOKEN",
-    "HUGGINGFACE_API_KEY",
-    "MISTRAL_API_KEY",
-    "OLLAMA_API_KEY",
-    "OPENAI_API_KEY",
-    "OPENROUTER_API_KEY",
-    "PERPLEXITY_API_KEY",
-    "TAVILY_API_KEY",
-    "TOGETHER_API_KEY",
-    "VOYAGE_API_KEY",
-    "XAI_API_KEY",
-)
-#: Shorter values are not replaced: "1" or "true" would be redacted all over a recording.
-MIN_ENV_SECRET_LENGTH = 8
-
-
-def is_secret_env_name(name: str) -> bool:
-    """An environment variable whose value is a secret: a default one, a secret name, or a
-    name with a secret word (``AZURE_OPENAI_KEY``, ``DB_PASSWORD``, ``GITLAB_PAT``)."""
-    return (
-        name in DEFAULT_SECRET_ENV_VARS
-        or secret_name_kind(name) is not None
-        or (_has_secret_word(name))
-    )
-
-
-def secret_env_values(
-    environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()
-) -> dict[str, str]:
-    """Secret values from the environment, by value, with the variable that holds each."""
-    env = os.environ if environ is None else environ
-    names = {n for n in env if is_secret_env_name(n)} | set(extra) | set(DEFAULT_SECRET_ENV_VARS)
-    return {
-        env[name]: name
-        for name in sorted(names)
-        if len(env.get(name, "")) >= MIN_ENV_SECRET_LENGTH and env[name] not in _PLACEHOLDER_FORMS
-    }
-
-
-# -- the list of formats --------------------------------------------------------------------
-
-#: A match may only start where a token starts: after a character that cannot be part of a
-#: key, or after an escape (``%20``, ``\u0026``, ``\n``). Inside a run of key characters no
-#: match starts, so ``sk-sk-sk-...`` is tried once, not at every ``sk-``.
-_START = r"(?:(?<![A-Za-z0-9_\-])|(?<=%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4})|(?<=\\[nrtbf]))"
-_MIN_RANDOM_RUN = 24
-
-
-def _random_key(body: str, minimum: int) -> bool:
-    """Random keys mix upper case, lower case and digits, or hold a long lower-case
-    alphanumeric run (DeepSeek and OpenRouter hex); slugs such as ``sk-learn-tutorial`` do not."""
-    if len(body) < minimum:
-        return False
-    has_digit = any(c.isdigit() for c in body)
-    if has_digit and any(c.isupper() for c in body) and any(c.islower() for c in body):
-        return True
-    longest = max((len(run) for run in re.split(r"[^A-Za-z0-9]", body)), default=0)
-    return has_digit and longest >= _MIN_RANDOM_RUN and any(c.isalpha() for c in body)
-
-
-@dataclass(frozen=True)
-class KeyFormat:
-    """One secret format: a linear-time regex (group ``s`` is the secret, else the whole
-    match) and a check on the match (random-looking body, decodable credentials...)."""
-
-    name: str
-    pattern: _Lazy
-    check: Callable[[re.Match[str]], bool] | None = None
-    #: Lower-case text every match holds: a string without it is not searched at all.
-    hint: str = ""
-
-    def spans(self, text: str, lowered: str | None = None) -> Iterator[tuple[int, int]]:
-        """(start, end) of each secret of this format in ``text`` (``lowered``: its lower case)."""
-        if self.hint and self.hint not in (text.lower() if lowered is None else lowered):
-            return
-        group = "s" if "s" in self.pattern.groupindex else 0
-        for match in self.pattern.finditer(text):
-            if self.check is None or self.check(match):
-                yield match.span(group)
-
-
-def _prefixed(name: str, prefix: str, body: str, minimum: int, hint: str) -> KeyFormat:
-    pattern = _Lazy(rf"{_START}(?P<s>(?P<p>{prefix})[{body}]*+)")
-
-    def check(match: re.Match[str]) -> bool:
-        return _random_key(match.group("s")[len(match.group("p")) :], minimum)
-
-    return KeyFormat(name, pattern, check, hint)
-
-
-def _bearer_token(match: re.Match[str]) -> bool:
-    token = match.group("s")
-    return (
-        len(token) >= 16
-        and token not in _PLACEHOLDER_FORMS
-        and any(c.isdigit() for c in token)
-        and any(c.isalpha() for c in token)
-    )
-
-
-def _basic_credentials(match: re.Match[str]) -> bool:
-    try:
-        return b":" in base64.b64decode(match.group("s"), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-
-
-_KEY = "A-Za-z0-9_-"
-_ALNUM = "A-Za-z0-9"
-#: Secret formats found in any text, most specific first (shared with ``apirecorder scan``).
-KEY_FORMATS: tuple[KeyFormat, ...] = (
-    _prefixed("anthropic-key", "sk-ant-", _KEY, 20, "sk-ant-"),
-    _prefixed("openai-key", "sk-(?:proj-|svcacct-|admin-|or-v1-)?", _KEY, 20, "sk-"),
-    _prefixed("xai-key", "xai-", _KEY, 32, "xai-"),
-    _prefixed("perplexity-key", "pplx-", _KEY, 32, "pplx-"),
-    _prefixed("gitlab-token", "gl(?:pat|dt|rt|ptt)-", _KEY, 20, "gl"),
-    _prefixed("stripe-key", "[sr]k_(?:test|live)_", _ALNUM, 16, "k_"),
-    _prefixed("tavily-key", "tvly-(?:dev-|prod-)?", _KEY, 16, "tvly-"),
-    _prefixed("groq-key", "gsk_", _ALNUM, 20, "gsk_"),
-    _prefixed("github-token", "(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_", 30, "gh"),
-    _prefixed("huggingface-token", "hf_", _ALNUM, 30, "hf_"),
-    KeyFormat(
-        "aws-access-key-id",
-        _Lazy(rf"{_START}(?:AKIA|ASIA)[0-9A-Z]{{16}}(?![{_KEY}])"),
-        hint="ia",
-    ),
-    KeyFormat("google-api-key", _Lazy(rf"{_START}AIza[{_KEY}]{{35}}+"), hint="aiza"),
-    KeyFormat(
-        "slack-token",
-        _Lazy(rf"{_START}xox[abposr]-[0-9]++-[A-Za-z0-9-]{{10,}}+"),
-        hint="xox",
-    ),
-    KeyFormat(
-        "slack-webhook",
-        _Lazy(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{8,}+)"),
-        hint="hooks.slack.com/",
-    ),
-    KeyFormat(
-        "discord-webhook",
-        _Lazy(r"discord(?:app)?\.com/api/webhooks/(?P<s>[0-9]++/[A-Za-z0-9_-]{8,}+)"),
-        hint="discord",
-    ),
-    # Telegram puts the bot token in the URL path: /bot123456789:AAH.../sendMessage.
-    KeyFormat(
-        "telegram-bot-token",
-        _Lazy(rf"(?:{_START}|(?<=bot))(?P<s>[0-9]{{5,16}}+:[{_KEY}]{{30,}}+)"),
-        hint=":",
-    ),
-    KeyFormat(
-        "private-key",
-        _Lazy(
-            r"-----BEGIN (?:[A-Z]++ )?PRIVATE KEY-----"
-            r".*?(?:-----END (?:[A-Z]++ )?PRIVATE KEY-----|\Z)",
-            re.DOTALL,
-        ),
-        hint="-----begin ",
-    ),
-    KeyFormat(
-        "jwt",
-        _Lazy(rf"{_START}eyJ[{_KEY}]{{8,}}+\.eyJ[{_KEY}]{{8,}}+\.[{_KEY}]{{8,}}+"),
-        hint="eyj",
-    ),
-    KeyFormat(
-        "bearer-token",
-        _Lazy(r"(?<![A-Za-z0-9])(?i:bearer)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9._~+/=-]++)"),
-        _bearer_token,
-        "bearer",
-    ),
-    KeyFormat(
-        "basic-auth",
-        _Lazy(r"(?<![A-Za-z0-9])(?i:basic)(?:[ \t]++|%20|\+)(?P<s>[A-Za-z0-9+/]{8,}+=*+)"),
-        _basic_credentials,
-        "basic",
-    ),
-)
-
-# -- names inside text ----------------------------------------------------------------------
-
-_NAME_CHARS = r"A-Za-z0-9_.\[\]\-"
-#: ``name=value`` in a query string, a fragment, a form body or a ``.env`` line; an escaped
-#: separator before the name (``\u0026``, ``%26``) is read as a separator.
-_NAME_EQUALS = _Lazy(
-    rf"(?<![{_NAME_CHARS}])(?:(?<=\\)u[0-9A-Fa-f]{{4}}|(?<=%)[0-9A-Fa-f]{{2}})?"
-    rf"(?P<n>[A-Za-z_][{_NAME_CHARS}]{{0,80}}+)="
-    r"""(?:"(?P<dq>[^"\\\r\n]*+)"|'(?P<sq>[^'\\\r\n]*+)'|(?P<v>[^&#;\s"'<>\\,]*+))"""
-)
-#: ``"name": "value"`` in JSON stored as text (Go ``\u0026``, PHP ``\/``, spaced ``" : "``).
-_JSON_PAIR = _Lazy(r'"(?P<n>[^"\\\r\n]{1,80}+)"\s*+:\s*+"(?P<v>(?:[^"\\]|\\.)*+)"')
-#: ``Name: value`` as in a header line quoted in a log, an error body or a curl command.
-_NAME_COLON = _Lazy(
-    r"(?<![A-Za-z0-9_\-])(?P<n>[A-Za-z][A-Za-z0-9_\-]{0,80}+)[ \t]*+:[ \t]*+"
-    r"(?:(?i:bearer|basic|token|digest)[ \t]++)?(?P<v>[^\s\"'<>,;]++)"
-)
-#: ``scheme://user:password@host``.
-_USERINFO = _Lazy(
-    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*+:\\?/\\?/(?P<s>[^/?#\s@\"'<>\\]++)@"
-)
-#: A multipart part's header; its ``name="..."`` is looked for on the same line after it.
-_FORM_DATA = _Lazy(r"(?i)content-disposition:[ \t]*+form-data;")
-_FORM_NAME = _Lazy(r"\bname=\"(?P<n>[^\"\r\n]{1,80}+)\"")
-_BLANK_LINE = _Lazy(r"\r?\n\r?\n")
-
-
-@dataclass(frozen=True)
-class SecretSpan:
-    """Where a secret sits in a string, and which rule found it."""
-
-    start: int
-    end: int
-    rule: str
-
-
-def _redacted_already(value: str) -> bool:
-    return not value or any(form in value for form in _PLACEHOLDER_FORMS)
-
-
-def _name_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
-    """Values held by secret names inside ``text`` (strong names always; weak ones in a
-    request, or with a random-looking value)."""
-
-    def wanted(name: str, value: str, loose: bool) -> bool:
-        if _redacted_already(value):
-            return False
-        kind = secret_name_kind(name)
-        if kind == "strong":
-            return True
-        if kind != "weak":
-            return False
-        return loose or (
-            looks_random(value) and (in_request or not _normalized(name).endswith("signature"))
-        )
-
-    if "=" in text:
-        for match in _NAME_EQUALS.finditer(text):
-            group = next(g for g in ("dq", "sq", "v") if match.group(g) is not None)
-            # A query string or form keeps the old rule: every key-like name, any value.
-            if wanted(match.group("n"), match.group(group), True):
-                yield (*match.span(group), "query-parameter")
-    if '"' in text and ":" in text:
-        for match in _JSON_PAIR.finditer(text):
-            if wanted(match.group("n"), match.group("v"), in_request):
-                yield (*match.span("v"), "credential-field")
-    if ":" in text:
-        for match in _NAME_COLON.finditer(text):
-            name, value = match.group("n"), match.group("v")
-            if _redacted_already(value):
-                continue
-            strong = name.lower() in SECRET_HEADERS or secret_name_kind(name) == "strong"
-            if strong or (is_secret_header(name) and looks_random(value)):
-                yield (*match.span("v"), "credential-header")
-        if "@" in text:
-            for match in _USERINFO.finditer(text):
-                info = match.group("s")
-                if not _redacted_already(info) and (":" in info or looks_random(info)):
-                    yield (*match.span("s"), "url-userinfo")
-        if "form-data" in text.lower():
-            yield from _multipart_spans(text, in_request)
-
-
-def _multipart_spans(text: str, in_request: bool) -> Iterator[tuple[int, int, str]]:
-    # Each search starts past the previous one's result, so the text is read a bounded
-    # number of times however many parts it holds.
-    headers = list(_FORM_DATA.finditer(text))
-    line_end = blank_end = value_end = -1
-    for index, header in enumerate(headers):
-        if line_end < header.end():
-            line_end = _find_or_end(text, "\n", header.end())
-        limit = headers[index + 1].start() if index + 1 < len(headers) else len(text)
-        name = _FORM_NAME.search(text, header.end(), min(line_end, limit))
-        if name is None:
-            continue
-        kind = secret_name_kind(name.group("n"))
-        if kind is None or (kind == "weak" and not in_request):
-            continue
-        # The value starts after the part's blank line and ends at the next boundary line.
-        if blank_end < name.end():
-            blank = _BLANK_LINE.search(text, name.end())
-            blank_end = len(text) if blank is None else blank.end()
-        if value_end < blank_end:
-            value_end = _find_or_end(text, "\n--", blank_end)
-        end = value_end - 1 if value_end > blank_end and text[value_end - 1] == "\r" else value_end
-        if blank_end < end and not _redacted_already(text[blank_end:end]):
-            yield blank_end, end, "multipart-field"
-
-
-def _find_or_end(text: str, needle: str, start: int) -> int:
-    found = text.find(needle, start)
-    return len(text) if found < 0 else found
-
-
-def _merge(spans: Iterable[tuple[int, int, int, str]]) -> list[SecretSpan]:
-    # Sorted by start, longest first, then by rule priority; overlapping spans become one,
-    # named by the first.
-    merged: list[SecretSpan] = []
-    for start, end, _priority, rule in sorted(spans, key=lambda s: (s[0], -s[1], s[2])):
-        if end <= start:
-            continue
-        if merged and start < merged[-1].end:
-            last = merged[-1]
-            if end > last.end:
-                merged[-1] = SecretSpan(last.start, end, last.rule)
-            continue
-        merged.append(SecretSpan(start, end, rule))
-    return merged
-
-
-@dataclass(frozen=True)
-class _SecretValues:
-    """The values of secret environment variables, found in any case and percent-encoded."""
-
-    names: Mapping[str, str]  # value -> variable name
-    pattern: re.Pattern[str] | None
-    forms: dict[str, str]  # lower-cased form -> variable name
-
-    @classmethod
-    def of(cls, names: Mapping[str, str]) -> _SecretValues:
-        forms: dict[str, str] = {}
-        for value, variable in names.items():
-            for form in (value, quote(value, safe=""), value.replace("/", "\\/")):
-                forms.setdefault(form.lower(), variable)
-        if not forms:
-            return cls(names, None, forms)
-        # Longest first, so a secret that contains another is replaced whole. A literal
-        # alternation costs at most (number of values x their length) per position.
-        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-        return cls(names, re.compile(alternatives, re.IGNORECASE), forms)
-
-    def spans(self, text: str) -> Iterator[tuple[int, int, str]]:
-        if self.pattern is None:
-            return
-        lowered = text.lower()
-        if not any(form in lowered for form in self.forms):
-            return
-        for match in self.pattern.finditer(text):
-            yield (*match.span(), f"env:{self.forms[match.group(0).lower()]}")
-
-
-def find_secrets(
-    text: str, env_values: Mapping[str, str] | None = None, *, in_request: bool = False
-) -> list[SecretSpan]:
-    """Every secret in ``text``: key formats, values of secret environment variables
-    (``env_values``: value -> variable; None reads the environment now) and values held by
-    secret names. Non-overlapping, in order; linear time in ``len(text)``."""
-    values = _SecretValues.of(secret_env_values() if env_values is None else env_values)
-    return _find(text, values, in_request)
-
-
-def _find(text: str, values: _SecretValues, in_request: bool) -> list[SecretSpan]:
-    spans: list[tuple[int, int, int, str]] = []
-    lowered = text.lower()
-    for priority, key_format in enumerate(KEY_FORMATS):
-        rule = key_format.name
-        found = key_format.spans(text, lowered)
-        spans.extend((start, end, priority, rule) for start, end in found)
-    base = len(KEY_FORMATS)
-    spans.extend((start, end, base, rule) for start, end, rule in values.spans(text))
-    spans.extend((start, end, base + 1, rule) for start, end, rule in _name_spans(text, in_request))
-    # A stable fake that stands for a live token (``_tokens``) is already safe to keep.
-    spans = [span for span in spans if FAKE_MARK not in text[span[0] : span[1]]]
-    return _merge(spans)
-
-
-def _replace_spans(text: str, spans: Iterable[SecretSpan]) -> str:
-    pieces: list[str] = []
-    cursor = 0
-    for span in spans:
-        pieces.append(text[cursor : span.start])
-        pieces.append(PLACEHOLDER)
-        cursor = span.end
-    pieces.append(text[cursor:])
-    return "".join(pieces)
-
-
-# -- values ---------------------------------------------------------------------------------
-
-_MIN_RANDOM_LENGTH = 16
-_MIN_ENTROPY = 3.5  # bits per character; random base62 of 16+ characters is above 3.7
-
-
-def shannon_entropy(text: str) -> float:
-    """Bits per character of ``text``."""
-    if not text:
-        return 0.0
-    counts: dict[str, int] = {}
-    for char in text:
-        counts[char] = counts.get(char, 0) + 1
-    total = len(text)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
-
-
-def looks_random(value: str) -> bool:
-    """A long token of letters and digits with high entropy, like a key (not a word or date)."""
-    return (
-        len(value) >= _MIN_RANDOM_LENGTH
-        and not any(c.isspace() for c in value)
-        and any(c.isdigit() for c in value)
-        and any(c.isalpha() for c in value)
-        and shannon_entropy(value) >= _MIN_ENTROPY
-    )
 
 
 def contains_placeholder(value: Any) -> bool:
