@@ -346,7 +346,9 @@ def _import_interceptors_once(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def _run(pytester: pytest.Pytester, base: Path, *args: str) -> None:
-    result = pytester.runpytest(
+    # In a process of its own: CPython 3.11.7 can fail to compile the project's test modules
+    # in-process, deep in this worker's stack ("AST constructor recursion depth mismatch").
+    result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--rootdir", str(base),
         "-c", str(base / "pytest.ini"), str(base), *args,
     )  # fmt: skip
