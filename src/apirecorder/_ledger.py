@@ -30,9 +30,8 @@ from typing import Any
 
 from ._diagnostics import recording_kind, recording_test_id
 from ._exceptions import ApiRecorderError
-from ._inspect import is_model_list
 from ._redaction import Redactor
-from ._storage import Recording, json_files_in, load_recording
+from ._storage import Recording, is_model_list, json_files_in, load_recording
 
 __all__ = [
     "LEDGER_CACHE_KEY",

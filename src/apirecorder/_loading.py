@@ -157,18 +157,20 @@ def check_inside(path: Path, root: Path) -> None:
         )
 
 
+def recording_bytes(path: Path, root: Path | None = None) -> bytes:
+    """The bytes of a recording: from memory while this process is still writing it (its
+    rename comes off the call's path, so it exists from the moment its call returned), else
+    from the file (:func:`read_recording_bytes`; a missing file raises FileNotFoundError)."""
+    raw = pending_payload(Path(path))
+    return raw if raw is not None else read_recording_bytes(path, root)
+
+
 def load_recording(path: Path, root: Path | None = None) -> Recording:
     """Read and check one recording file; any problem raises RecordingFormatError naming it."""
-    # A recording this process is still writing (its rename comes off the call's path) is
-    # read from memory: it exists from the moment its call returned.
-    raw = pending_payload(Path(path))
-    if raw is None:
-        try:
-            raw = read_recording_bytes(path, root)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise RecordingFormatError(
-                path, f"cannot read the file: {exc.strerror or exc}"
-            ) from exc
+    try:
+        raw = recording_bytes(path, root)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
     return parse_recording(raw, path)
 
 

@@ -27,11 +27,11 @@ from ._loading import MAX_RECORDING_BYTES as MAX_RECORDING_BYTES
 from ._loading import Recording as Recording
 from ._loading import _fast_json_parser as _fast_json_parser
 from ._loading import _loads as _loads
-from ._loading import check_inside
+from ._loading import check_inside, recording_bytes
 from ._loading import load_recording as load_recording
 from ._loading import parse_recording as parse_recording
 from ._loading import read_recording_bytes as read_recording_bytes
-from ._writing import PendingWrite, pending_payload, write_behind
+from ._writing import PendingWrite, write_behind
 from ._writing import RecordingWriteError as RecordingWriteError
 from ._writing import dump_recording as dump_recording
 from ._writing import is_temp_file as is_temp_file
@@ -391,12 +391,10 @@ class Storage:
     def _find_one(self, name: str, test_id: str | None) -> Recording | None:
         for folder in self.dirs_for(test_id):
             path = folder / name
-            raw = pending_payload(path)  # written by this process a moment ago
-            if raw is None:
-                try:
-                    raw = read_recording_bytes(path, self.root)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue
+            try:
+                raw = recording_bytes(path, self.root)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
             recording = parse_recording(raw, path)
             self.mark_used(path)
             return recording
