@@ -7,6 +7,7 @@ misses under the current name tries the previous one (:func:`recorded_request_ha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +28,7 @@ __all__ = [
     "http_request_hash",
     "inference_request_hash",
     "mask_agents_run_key",
+    "may_change",
     "normalize_for_hash",
     "recorded_request_hash",
     "recorded_request_hashes",
@@ -103,11 +105,25 @@ def _normalize_previous(value: Any) -> Any:
     return value
 
 
+# What a string must hold for a current-generation rule to change it: a long decimal, or a
+# file-search marker. One search decides for most strings (nearly all hold none).
+_MAY_CHANGE = re.compile(r"\d\.\d{4}|score:|attributes:|document_id:|<\|")
+
+
+def may_change(text: str) -> bool:
+    """Whether the current generation's normalization could change the string ``text``."""
+    return _MAY_CHANGE.search(text) is not None
+
+
 def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any:
-    # Strings first: they are most of what a request body holds (this runs on every call).
-    if isinstance(value, str):
+    # This runs on every call: exact types first (request_json made the body plain JSON),
+    # then subclasses (a str enum) the slow way.
+    kind = type(value)
+    if kind is str:
+        if _MAY_CHANGE.search(value) is None:
+            return value
         return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
-    if isinstance(value, dict):
+    if kind is dict:
         # As in the reference: a dict's values are never roots, and only the outermost dict
         # loses stream_options.
         normalized = {key: _normalize_current(item, False, False) for key, item in value.items()}
@@ -119,17 +135,32 @@ def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any
                 if isinstance(extra, dict):
                     extra.pop("project_id", None)
         return normalized
-    if isinstance(value, list | tuple):
+    if kind is list:
         # The reference's recursion into a list resets its root flag, so a dict inside a list
         # counts as a root again (its extra_body.project_id goes too). Matched on purpose.
+        return [_normalize_current(item, False, True) for item in value]
+    if kind is float:
+        return round(value, 5)
+    if kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
+    if isinstance(value, dict):
+        return _normalize_current(dict(value), drop_stream_options, root)
+    if isinstance(value, list | tuple):
         return [_normalize_current(item, False, True) for item in value]
     if isinstance(value, float):
         return round(value, 5)
     return value
 
 
+# One encoder for every hash: json.dumps(..., sort_keys=True) builds a new one per call.
+# Its output is json.dumps's with sort_keys=True, byte for byte.
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def _digest(key: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(_SORTED_JSON.encode(key).encode()).hexdigest()
 
 
 #: openai-agents sends ``prompt_cache_key="agents-sdk:run:<uuid4 hex>"``, new for every
@@ -183,23 +214,32 @@ def inference_request_hash(
     normalizers: Sequence[BodyNormalizer] = (),
     *,
     generation: Generation = Generation.CURRENT,
+    normalized: bool = False,
 ) -> str:
-    """Hash an SDK inference call: method, URL path, normalized body and (mostly) test id."""
+    """Hash an SDK inference call: method, URL path, normalized body and (mostly) test id.
+
+    ``normalized``: the caller knows the current rules leave ``body`` as it is
+    (``_requestjson.request_json_for_hash``), so it is hashed without a walk of its own.
+    """
+    path, bedrock = _hashed_endpoint(url, generation)
+    body = apply_normalizers(normalizers, body)
+    if not (normalized and generation is Generation.CURRENT and not normalizers):
+        body = normalize_for_hash(body, generation, drop_stream_options=bedrock)
+    key: dict[str, Any] = {"method": method.upper(), "endpoint": path, "body": body}
+    if path not in MODEL_LIST_ENDPOINTS:
+        key["test_id"] = test_id
+    return _digest(key)
+
+
+@functools.lru_cache(maxsize=1024)  # a run calls the same few URLs over and over
+def _hashed_endpoint(url: str, generation: Generation) -> tuple[str, bool]:
+    """The URL path an inference call is hashed by, and whether it goes to Bedrock."""
     if generation is Generation.CURRENT and _DATABRICKS_HOST in url:
         # The reference hides the workspace host before hashing (and recording) the URL.
         url = "__databricks__" + url.split(_DATABRICKS_HOST)[-1]
     parsed = urlparse(url)
     # Bedrock adds stream_options that vary between runs; the reference checks the netloc.
-    bedrock = generation is Generation.CURRENT and "bedrock" in parsed.netloc
-    body = apply_normalizers(normalizers, body)
-    key: dict[str, Any] = {
-        "method": method.upper(),
-        "endpoint": parsed.path,
-        "body": normalize_for_hash(body, generation, drop_stream_options=bedrock),
-    }
-    if parsed.path not in MODEL_LIST_ENDPOINTS:
-        key["test_id"] = test_id
-    return _digest(key)
+    return parsed.path, generation is Generation.CURRENT and "bedrock" in parsed.netloc
 
 
 def tool_request_hash(provider: str, tool_name: str, kwargs: Mapping[str, Any]) -> str:

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +39,35 @@ FORMAT_VERSION = 2
 KNOWN_FORMAT_VERSIONS = (1, 2)
 
 
-@dataclass(frozen=True)
 class Recording:
-    """One recording file as read from disk: its path and its raw JSON content."""
+    """One recording file as read from disk: its path and its raw JSON content.
 
-    path: Path
-    data: dict[str, Any]
+    ``location`` is the path as it was opened; ``path`` (a ``Path``) is made when first
+    asked for: a replay reads a recording on every call, and mostly never asks.
+    """
+
+    __slots__ = ("_path", "data", "location")
+
+    def __init__(self, path: str | Path, data: dict[str, Any]) -> None:
+        self.location = os.fspath(path)
+        self._path = path if isinstance(path, Path) else None
+        self.data = data
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(self.location)
+        return self._path
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Recording):
+            return NotImplemented
+        return self.location == other.location and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]  # mutable data, as before
+
+    def __repr__(self) -> str:
+        return f"Recording(path={self.location!r}, data={self.data!r})"
 
     @property
     def request(self) -> dict[str, Any]:
@@ -70,6 +92,9 @@ MAX_ID_MAPPING_ENTRIES = 10_000
 #: ...and may make the recording at most this many times larger (plus 1 MiB).
 MAX_ID_MAPPING_GROWTH = 4
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
     (stat.S_ISCHR, "a character device"),
@@ -86,7 +111,7 @@ def _not_regular(mode: int) -> str:
     return "not a regular file"
 
 
-def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
+def read_recording_bytes(path: str | Path, root: Path | None = None) -> bytes:
     """The bytes of a recording file, refusing what is not a regular file inside ``root``.
 
     Never blocks (a FIFO is opened non-blocking and refused), never reads more than
@@ -94,23 +119,24 @@ def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
     FileNotFoundError and NotADirectoryError pass through (a miss); every other problem
     raises RecordingFormatError naming the file.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    nofollow = getattr(os, "O_NOFOLLOW", 0) if root is not None else 0
+    nofollow = _NOFOLLOW if root is not None else 0
     try:
         try:
-            fd = os.open(path, flags | nofollow)
+            fd = os.open(path, _READ_FLAGS | nofollow)
         except OSError as exc:
             if not nofollow or exc.errno != errno.ELOOP:
                 raise
             # The file is a symlink: follow it only when it stays inside the root (checked
             # only then, so the usual lookup costs one open).
-            check_inside(path, root or path.parent)
-            fd = os.open(path, flags)
+            check_inside(Path(path), root or Path(path).parent)
+            fd = os.open(path, _READ_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as exc:
         raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as handle:
+    # Plain os calls, not a file object: this runs once per replayed call, and a buffered
+    # reader (open, fdopen, Path.read_bytes) costs several times the read itself.
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise RecordingFormatError(
@@ -120,23 +146,32 @@ def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
             )
         if info.st_size > MAX_RECORDING_BYTES:
             raise _too_large(path)
-        try:
-            # Read by the size the file has: read(n) allocates n bytes before it reads, so
-            # asking for the limit cost every replay a 256 MiB allocation. A file that grew
-            # since fstat is read on, up to the limit (one byte over it says "too large").
-            raw = handle.read(info.st_size + 1)
-            if len(raw) > info.st_size:
-                raw += handle.read(MAX_RECORDING_BYTES + 1 - len(raw))
-        except OSError as exc:
-            raise RecordingFormatError(
-                path, f"cannot read the file: {exc.strerror or exc}"
-            ) from exc
+        return _read_all(fd, info.st_size, path)
+    except OSError as exc:
+        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int, path: str | Path) -> bytes:
+    # Read by the size the file has: read(n) allocates n bytes before it reads, so asking
+    # for the limit would cost every replay a 256 MiB allocation. One read gives the whole
+    # file; a short read, or a file that grew since fstat, is read on up to the limit (one
+    # byte over it says "too large").
+    raw = os.read(fd, size + 1)
+    if len(raw) != size:
+        chunks, total = [raw], len(raw)
+        while raw and total <= MAX_RECORDING_BYTES:
+            raw = os.read(fd, min(1 << 20, MAX_RECORDING_BYTES + 1 - total))
+            chunks.append(raw)
+            total += len(raw)
+        raw = b"".join(chunks)
     if len(raw) > MAX_RECORDING_BYTES:
         raise _too_large(path)
     return raw
 
 
-def _too_large(path: Path) -> RecordingFormatError:
+def _too_large(path: str | Path) -> RecordingFormatError:
     return RecordingFormatError(
         path,
         f"the file is over {MAX_RECORDING_BYTES // (1024 * 1024)} MiB, more than any recording "
@@ -157,15 +192,15 @@ def check_inside(path: Path, root: Path) -> None:
         )
 
 
-def recording_bytes(path: Path, root: Path | None = None) -> bytes:
+def recording_bytes(path: str | Path, root: Path | None = None) -> bytes:
     """The bytes of a recording: from memory while this process is still writing it (its
     rename comes off the call's path, so it exists from the moment its call returned), else
     from the file (:func:`read_recording_bytes`; a missing file raises FileNotFoundError)."""
-    raw = pending_payload(Path(path))
+    raw = pending_payload(path)
     return raw if raw is not None else read_recording_bytes(path, root)
 
 
-def load_recording(path: Path, root: Path | None = None) -> Recording:
+def load_recording(path: str | Path, root: Path | None = None) -> Recording:
     """Read and check one recording file; any problem raises RecordingFormatError naming it."""
     try:
         raw = recording_bytes(path, root)
@@ -184,7 +219,7 @@ _BOMS = (
 )
 
 
-def _check_encoding(raw: bytes, path: Path) -> None:
+def _check_encoding(raw: bytes, path: str | Path) -> None:
     # json.loads(bytes) decodes UTF-16 and UTF-32 silently; the format is UTF-8 only, so a
     # file another tool re-encoded is named rather than half-accepted.
     for bom, encoding in _BOMS:
@@ -202,7 +237,7 @@ def _check_encoding(raw: bytes, path: Path) -> None:
         )
 
 
-def parse_recording(raw: bytes, path: Path) -> Recording:
+def parse_recording(raw: bytes, path: str | Path) -> Recording:
     """Parse and check the bytes of a recording file."""
     _check_encoding(raw, path)
     try:
@@ -269,7 +304,7 @@ def _fast_json_parser() -> Callable[[bytes], Any] | None:
     return from_json
 
 
-def _check_response(request: dict[str, Any], response: dict[str, Any], path: Path) -> None:
+def _check_response(request: dict[str, Any], response: dict[str, Any], path: str | Path) -> None:
     # Cheap top-level checks, so a replay never hands a test an empty stream, a single object
     # for a stream, or a half-built error because a file was hand-edited; typed values are
     # checked as they are rebuilt.
@@ -322,7 +357,7 @@ def _check_response(request: dict[str, Any], response: dict[str, Any], path: Pat
             )
 
 
-def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[str, Any]:
+def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: str | Path) -> dict[str, Any]:
     # The reference recorder stores original ids in a mapping and replaces them on load.
     if not isinstance(mapping, dict):
         raise RecordingFormatError(path, '"id_normalization_mapping" must be an object')

@@ -30,7 +30,7 @@ from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFou
 from ._legacy import legacy_request_hash
 from ._modes import Mode
 from ._redaction import redact_recording, redact_text
-from ._requestjson import request_json
+from ._requestjson import request_json, request_json_for_hash
 from ._serialization import TypeBuilder, from_json, to_json
 from ._settings import debug_enabled, record_command
 from ._storage import (
@@ -91,7 +91,7 @@ class Session:
     call_counts: dict[tuple[str | None, str], int] = field(default_factory=dict, repr=False)
     #: The last recording found for each (test id, request hash): what replay answers when
     #: a test makes the same call more often than was recorded.
-    _last_found: dict[tuple[str | None, str], Path] = field(default_factory=dict, repr=False)
+    _last_found: dict[tuple[str | None, str], str] = field(default_factory=dict, repr=False)
     #: id(call) -> (call, its ordinal), from the lookup that missed to the save that follows.
     _to_save: dict[int, tuple[Call, int]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -114,8 +114,10 @@ class Session:
         """
         url = _hashing.endpoint_path(base_url, endpoint)
         test_id = current_test_id()
-        body = request_json(body, self.id_map)
-        request_hash = _hashing.inference_request_hash(method, url, body, test_id, self.normalizers)
+        body, changes = request_json_for_hash(body, self.id_map)
+        request_hash = _hashing.inference_request_hash(
+            method, url, body, test_id, self.normalizers, normalized=not changes
+        )
         model = body.get("model")
         logical = label or endpoint
         model_name = model if isinstance(model, str) else ""
@@ -255,7 +257,7 @@ class Session:
         if found is None and ordinal == 1:
             found = self._find_fallbacks(call)
         if found is not None:
-            self._last_found[key] = found.path
+            self._last_found[key] = found.location
         elif ordinal > 1 and self.mode is Mode.REPLAY and key in self._last_found:
             found = self.storage.reload(self._last_found[key])
         return found
@@ -383,7 +385,7 @@ class Session:
     ) -> Any:
         """Rebuild a recorded value as its original types, with the adapter's ``build``."""
         return from_json(
-            value, source=recording.path, extra=(*trusted, *self.allowed_types), build=build
+            value, source=recording.location, extra=(*trusted, *self.allowed_types), build=build
         )
 
 

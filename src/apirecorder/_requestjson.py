@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._exceptions import SerializationError
+from ._hashing import may_change
 from ._redaction import PLACEHOLDER, is_secret_field
 
-__all__ = ["request_json"]
+__all__ = ["request_json", "request_json_for_hash"]
 
 # Key name -> is it secret. Requests repeat the same few keys ("role", "content") endlessly.
 _secret_keys: dict[str, bool] = {}
@@ -36,30 +37,57 @@ def _secret_key(name: str) -> bool:
 
 def request_json(value: Any, ids: Mapping[str, str] | None) -> Any:
     """``value`` as JSON with live ids replaced by their stable ids and secret fields masked."""
+    return _walk(value, ids, None)
+
+
+def request_json_for_hash(value: Any, ids: Mapping[str, str] | None) -> tuple[Any, bool]:
+    """:func:`request_json`, and whether the reference's hash normalization could change the
+    result (a float with more than 5 decimals, a string with a long decimal or a file-search
+    marker, a key a rule drops). When it cannot, the JSON is hashed as it is: the same walk
+    told, so the hash needs no walk of its own."""
+    marks: list[bool] = []
+    return _walk(value, ids, marks), bool(marks)
+
+
+# Keys the normalization drops or edits below them (stream_options, project_id).
+_RULE_KEYS = frozenset({"stream_options", "extra_body", "extra_query"})
+
+
+def _walk(value: Any, ids: Mapping[str, str] | None, marks: list[bool] | None) -> Any:
     if isinstance(value, str):
-        return ids.get(value, value) if ids else value
-    if value is None or isinstance(value, bool | int | float):
+        if ids:
+            value = ids.get(value, value)
+        if marks is not None and not marks and may_change(value):
+            marks.append(True)
+        return value
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if marks is not None and not marks and round(value, 5) != value:
+            marks.append(True)
         return value
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = key if isinstance(key, str) else str(key)
-            converted = request_json(item, ids)
+            converted = _walk(item, ids, marks)
             # Numbers, booleans and nulls are no credentials; nested objects are walked.
             if isinstance(converted, str) and converted != PLACEHOLDER and _secret_key(name):
                 converted = PLACEHOLDER
+            if marks is not None and not marks and name in _RULE_KEYS:
+                marks.append(True)
             out[name] = converted
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        return [request_json(item, ids) for item in value]
+        return [_walk(item, ids, marks) for item in value]
     if hasattr(value, "model_dump"):
-        return request_json(value.model_dump(mode="json", exclude_unset=True), ids)
+        return _walk(value.model_dump(mode="json", exclude_unset=True), ids, marks)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return request_json(dataclasses.asdict(value), ids)
+        return _walk(dataclasses.asdict(value), ids, marks)
     if isinstance(value, bytes):
-        return request_json(value.decode("utf-8", "replace"), ids)
+        return _walk(value.decode("utf-8", "replace"), ids, marks)
     if hasattr(value, "__iter__"):
-        return [request_json(item, ids) for item in value]
+        return [_walk(item, ids, marks) for item in value]
     raise SerializationError(
         f"a request argument of type {type(value).__name__} cannot be stored in a recording"
     )

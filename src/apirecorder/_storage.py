@@ -10,9 +10,11 @@ names are re-exported here, where the rest of the package has always found them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -273,6 +275,59 @@ _index_lock = threading.Lock()
 _SETTLE_NS = 2_000_000_000
 
 
+def _absolute(path: Path | str) -> Path:
+    # A relative path depends on the current folder, which a run may change: only an
+    # absolute one is remembered.
+    if not os.path.isabs(path):
+        return Path(os.path.abspath(path))
+    return _normalized(path)
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(path: Path | str) -> Path:
+    return Path(os.path.abspath(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _child(folder: Path, name: str) -> Path:
+    return folder / name
+
+
+@functools.lru_cache(maxsize=4096)  # a storage is made per test; its folders repeat all run
+def _test_dirs(root: Path, shared: Path, folder: str) -> tuple[Path, ...]:
+    """The folders of a test in the test file folder ``folder``: its own, then the shared."""
+    candidate = Path(os.path.normpath(root / safe_relative_dir(folder) / RECORDINGS_DIRNAME))
+    if not candidate.is_relative_to(root) or candidate == shared:
+        return (shared,)
+    return (candidate, shared)
+
+
+def _check_folder_inside(folder: Path, root: Path) -> None:
+    # The folders below the root are looked at one by one (an lstat each, as a storage is
+    # made for every test): only when one is a symlink is the costlier resolved-path check
+    # made. What is not there yet will be made by this process, as a real folder.
+    for current in _steps_below(str(folder), str(root)):
+        try:
+            info = os.lstat(current)
+        except OSError:
+            return
+        if stat.S_ISLNK(info.st_mode):
+            check_inside(folder, root)  # raises when the link leads out of the root
+            return
+
+
+@functools.lru_cache(maxsize=4096)
+def _steps_below(folder: str, root: str) -> tuple[str, ...]:
+    """Each folder from just below ``root`` down to ``folder``."""
+    steps: list[str] = []
+    current = root
+    for part in os.path.relpath(folder, root).split(os.sep):
+        if part not in ("", "."):
+            current = os.path.join(current, part)
+            steps.append(current)
+    return tuple(steps)
+
+
 def _model_list_names(folder: Path) -> tuple[str, ...]:
     try:
         mtime = os.stat(folder).st_mtime_ns
@@ -302,23 +357,31 @@ class Storage:
     #: The folder for calls with no test id, when configured (``apirecorder_shared_dir``):
     #: the reference keeps them in ``tests/integration/common/recordings``.
     shared: Path | None = None
-    used: set[Path] = field(default_factory=set)
+    #: The recordings read or written, as the paths they were opened by (see ``used``).
+    _used: set[str] = field(default_factory=set, repr=False)
     _dirs: dict[str | None, tuple[Path, ...]] = field(default_factory=dict, repr=False)
+    _shared_dir: Path = field(init=False, repr=False)
     #: Writes handed to the writer thread that :meth:`flush` has not waited for yet.
     _writes: list[PendingWrite] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.root = Path(os.path.abspath(self.root))
+        # A storage is made for every test: the same few roots, made absolute once a run.
+        self.root = _absolute(self.root)
         if self.shared is not None:
-            self.shared = Path(os.path.abspath(self.shared))
+            self.shared = _absolute(self.shared)
+        self._shared_dir = (
+            self.shared
+            if self.shared is not None
+            else self.root
+            if self.flat
+            else _child(self.root, RECORDINGS_DIRNAME)
+        )
 
     @property
     def shared_dir(self) -> Path:
         """The folder for calls with no test id (and the fallback of every lookup)."""
-        if self.shared is not None:
-            return self.shared
-        return self.root if self.flat else self.root / RECORDINGS_DIRNAME
+        return self._shared_dir
 
     def dirs_for(self, test_id: str | None) -> tuple[Path, ...]:
         """The folders a lookup for ``test_id`` searches, in order; the first is written to."""
@@ -343,7 +406,7 @@ class Storage:
         for folder in dirs:
             # A configured shared folder may sit anywhere: it was named, not found.
             if folder != self.shared:
-                check_inside(folder, self.root)
+                _check_folder_inside(folder, self.root)
         return dirs
 
     def _candidate_dirs(self, test_id: str | None) -> tuple[Path, ...]:
@@ -356,11 +419,7 @@ class Storage:
         # Only the folder part is sanitized (and shortened): a long file name must not push
         # a short folder over the limit and so send its recordings to the shared folder.
         folder = test_file.replace("\\", "/").rpartition("/")[0]
-        relative = safe_relative_dir(folder)
-        candidate = Path(os.path.normpath(self.root / relative / RECORDINGS_DIRNAME))
-        if not candidate.is_relative_to(self.root) or candidate == shared:
-            return (shared,)
-        return (candidate, shared)
+        return _test_dirs(self.root, shared, folder)
 
     def path_for(self, file_name: str, test_id: str | None) -> Path:
         """Where a new recording named ``file_name`` for ``test_id`` is written."""
@@ -390,13 +449,15 @@ class Storage:
 
     def _find_one(self, name: str, test_id: str | None) -> Recording | None:
         for folder in self.dirs_for(test_id):
-            path = folder / name
+            # A str path for the read: a miss in the test's folder (the usual first look for
+            # a shared recording) then costs no Path object.
+            where = os.path.join(folder, name)
             try:
-                raw = recording_bytes(path, self.root)
+                raw = recording_bytes(where, self.root)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            recording = parse_recording(raw, path)
-            self.mark_used(path)
+            recording = parse_recording(raw, where)
+            self.mark_used(where)
             return recording
         return None
 
@@ -429,7 +490,7 @@ class Storage:
             if name.startswith(prefix):
                 yield folder / name
 
-    def reload(self, path: Path) -> Recording:
+    def reload(self, path: str | Path) -> Recording:
         """Read a recording found before again (a replay asking for it once more)."""
         recording = load_recording(path, self.root)
         self.mark_used(path)
@@ -466,6 +527,14 @@ class Storage:
         if failed is not None:
             raise failed
 
-    def mark_used(self, path: Path) -> None:
+    def mark_used(self, path: str | Path) -> None:
+        # Kept as str: this runs on every replayed call, and a Path costs more to make and hash.
+        where = os.fspath(path)
         with self._lock:
-            self.used.add(path)
+            self._used.add(where)
+
+    @property
+    def used(self) -> set[Path]:
+        """Every recording this storage read or wrote."""
+        with self._lock:
+            return {Path(where) for where in self._used}

@@ -253,11 +253,11 @@ _jobs: queue.SimpleQueue[tuple[PendingWrite, int, str]] | None = None
 _writer: threading.Thread | None = None
 
 
-def pending_payload(path: Path) -> bytes | None:
+def pending_payload(path: str | Path) -> bytes | None:
     """The bytes of a recording this process is still writing to ``path``, if any."""
     if not _pending:  # the replay hot path: nothing is being written
         return None
-    write = _pending.get(path)
+    write = _pending.get(Path(path))
     return None if write is None else write.payload
 
 

@@ -216,6 +216,23 @@ def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_last_url: tuple[Any, str] = (None, "")  # the last base URL object seen, and its text
+
+
+def _base_url(client: Any) -> str:
+    # Turning an httpx URL into text costs more than the rest of describing a call; a client
+    # keeps the same URL object (it is immutable, a new base_url is a new object). One tuple,
+    # replaced whole, so threads never pair one URL with another's text.
+    global _last_url
+    url = client.base_url
+    last = _last_url
+    if url is last[0]:
+        return last[1]
+    text = str(url)
+    _last_url = (url, text)
+    return text
+
+
 def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]) -> Call:
     transport = {
         key: value
@@ -223,7 +240,7 @@ def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]
         if key in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
     }
     return session.inference_call(
-        base_url=str(resource._client.base_url),
+        base_url=_base_url(resource._client),
         endpoint=endpoint,
         body=_body(kwargs),
         transport=transport,
