@@ -106,13 +106,18 @@ def _normalize_previous(value: Any) -> Any:
 
 
 # What a string must hold for a current-generation rule to change it: a long decimal, or a
-# file-search marker. One search decides for most strings (nearly all hold none).
-_MAY_CHANGE = re.compile(r"\d\.\d{4}|score:|attributes:|document_id:|<\|")
+# file-search marker. Substring tests first (most strings hold no "." or ":"), a regex only
+# for a string with a "." in it.
+_DECIMAL_HINT = re.compile(r"\d\.\d{4}")
 
 
 def may_change(text: str) -> bool:
     """Whether the current generation's normalization could change the string ``text``."""
-    return _MAY_CHANGE.search(text) is not None
+    if "." in text and _DECIMAL_HINT.search(text) is not None:
+        return True
+    if ":" in text and ("score:" in text or "attributes:" in text or "document_id:" in text):
+        return True
+    return "<|" in text
 
 
 def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any:
@@ -120,7 +125,7 @@ def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any
     # then subclasses (a str enum) the slow way.
     kind = type(value)
     if kind is str:
-        if _MAY_CHANGE.search(value) is None:
+        if not may_change(value):
             return value
         return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
     if kind is dict:

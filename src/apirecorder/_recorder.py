@@ -136,7 +136,7 @@ class Session:
             endpoint=logical,
             model=model_name,
             is_model_list=logical in _hashing.MODEL_LIST_ENDPOINTS,
-            transport=plain_transport_kwargs(transport or {}),
+            transport=plain_transport_kwargs(transport) if transport else {},
         )
         if self.debug:
             self._debug_call(call)

@@ -370,13 +370,24 @@ def from_json(
         ) from exc
 
 
+_dataclass_types: dict[type[Any], bool] = {}
+
+
+def _is_dataclass_type(cls: type[Any]) -> bool:
+    # Asked for every replayed object; a class stays what it is.
+    known = _dataclass_types.get(cls)
+    if known is None:
+        known = _dataclass_types[cls] = dataclasses.is_dataclass(cls)
+    return known
+
+
 def _from_json(value: Any, source: object, extra: tuple[str, ...], build: TypeBuilder) -> Any:
     if isinstance(value, dict):
         type_path = value.get("__type__")
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
             try:
-                if dataclasses.is_dataclass(cls) and isinstance(value["__data__"], dict):
+                if _is_dataclass_type(cls) and isinstance(value["__data__"], dict):
                     built = _build_dataclass(cls, value["__data__"], source, extra, build)
                 else:
                     built = build(cls, value["__data__"])

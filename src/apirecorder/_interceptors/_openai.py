@@ -61,7 +61,8 @@ def build(cls: type[Any], data: Any) -> Any:
     plan = _plan(cls) if isinstance(data, dict) else None
     if plan is not None:
         try:
-            built = cls.model_validate(data, strict=True)
+            # model_validate(data, strict=True) without its Python wrapper (one per object).
+            built = plan.validate(data, strict=True)
         except ValidationError:
             pass
         else:
@@ -78,9 +79,15 @@ _Walk = tuple[str, Any] | None
 class _Plan:
     """What construct_type would do differently from pydantic for one model class."""
 
-    def __init__(self, names: frozenset[str], steps: tuple[tuple[str, _Walk, bool], ...]):
+    def __init__(
+        self,
+        names: frozenset[str],
+        steps: tuple[tuple[str, _Walk, bool], ...],
+        validate: Callable[..., Any],
+    ):
         self.names = names  # field names: an extra key with one of these is ambiguous
         self.steps = steps  # (field, walk, whether a None there means "use the default")
+        self.validate = validate  # the class's pydantic-core validate_python
 
 
 _plans: dict[type[Any], _Plan | None] = {}
@@ -102,7 +109,11 @@ def _plan(cls: type[Any]) -> _Plan | None:
                 none_means_default = field_get_default(field) is not None
                 if walk is not None or none_means_default:
                     steps.append((name, walk, none_means_default))
-            plan = _Plan(frozenset(cls.model_fields), tuple(steps))
+            plan = _Plan(
+                frozenset(cls.model_fields),
+                tuple(steps),
+                cls.__pydantic_validator__.validate_python,
+            )
     except Exception:  # a class pydantic cannot describe: the SDK's road only
         plan = None
     _plans[cls] = plan
@@ -196,18 +207,14 @@ def _intercepts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return not any(str(k).lower() == "x-stainless-raw-response" for k in headers)
 
 
-def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
-    # Made JSON by the session, in the same walk that masks secrets and maps ids.
-    return {
-        key: value
-        for key, value in kwargs.items()
-        if key not in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
-    }
-
-
 def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
     # A one-shot iterator (say, a generator of messages) is read once for the hash, so the
     # live call gets the same items as a list.
+    for value in kwargs.values():
+        if isinstance(value, Iterator) and not isinstance(value, str | bytes):
+            break
+    else:
+        return kwargs  # the usual case: nothing to read, no copy
     return {
         key: list(value)
         if isinstance(value, Iterator) and not isinstance(value, str | bytes)
@@ -234,15 +241,21 @@ def _base_url(client: Any) -> str:
 
 
 def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]) -> Call:
-    transport = {
-        key: value
-        for key, value in kwargs.items()
-        if key in _TRANSPORT_KWARGS and not isinstance(value, NotGiven | Omit)
-    }
+    # One pass over the arguments: the body (made JSON by the session, in the same walk that
+    # masks secrets and maps ids) and the transport arguments, neither NOT_GIVEN nor omit.
+    body: dict[str, Any] = {}
+    transport: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, NotGiven | Omit):
+            continue
+        if key in _TRANSPORT_KWARGS:
+            transport[key] = value
+        else:
+            body[key] = value
     return session.inference_call(
         base_url=_base_url(resource._client),
         endpoint=endpoint,
-        body=_body(kwargs),
+        body=body,
         transport=transport,
     )
 
