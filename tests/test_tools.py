@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -406,7 +407,7 @@ def test_exception_class_outside_the_allow_list_gives_a_clear_error(tmp_path: Pa
         search("json")
     message = str(refused.value)
     assert "tool web.search raised json.decoder.JSONDecodeError when it was recorded" in message
-    assert "allow_types=('json.decoder',)" in message
+    assert "allowed_types=('json.decoder',)" in message
     with replay(tmp_path, allowed_types=("json.decoder",)), pytest.raises(json.JSONDecodeError):
         search("json")
 
@@ -622,3 +623,35 @@ def test_ini_patch_tools_records_then_replays(
     monkeypatch.delenv("ENGINE_ANSWER")  # the engine is offline from here on
     pytester.runpytest("--apirecorder-mode=replay", *args).assert_outcomes(passed=1)
     pytester.runpytest("--apirecorder-mode=live", *args).assert_outcomes(failed=1)
+
+
+def _parse_strictly(text: str) -> Any:
+    calls.append(f"parse:{text}")
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("spelling", ["allowed_types", "allow_types"])
+def test_a_tool_trusts_the_modules_given_as_allowed_types(tmp_path: Path, spelling: str) -> None:
+    # allowed_types= is the spelling recording() uses; allow_types= still works, with a
+    # DeprecationWarning, for code written before the two were one.
+    options = {spelling: ("json.decoder",)}
+    with (
+        pytest.warns(DeprecationWarning, match="allowed_types=")
+        if spelling == "allow_types"
+        else contextlib.nullcontext()
+    ):
+        parse = apirecorder.tool("parser", name="parse", **options)(_parse_strictly)
+    with record(tmp_path), pytest.raises(json.JSONDecodeError):
+        parse("{oops")
+    calls_before = len(calls)
+    with replay(tmp_path), pytest.raises(json.JSONDecodeError) as replayed:
+        parse("{oops")
+    assert "Expecting property name" in str(replayed.value)
+    assert len(calls) == calls_before == 1  # replayed: the function did not run again
+
+
+def test_patch_tool_takes_allowed_types_and_warns_on_the_old_spelling() -> None:
+    with pytest.warns(DeprecationWarning, match="allowed_types="):
+        patched = apirecorder.patch_tool("json:loads", "json", allow_types=("json.decoder",))
+    assert patched.allowed_types == ("json.decoder",)
+    assert apirecorder.patch_tool("json:loads", "json").allowed_types == ()

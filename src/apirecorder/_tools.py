@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import typing
+import warnings
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -197,7 +198,7 @@ def _exception_class(
                 recording.path,
                 f"tool {label} raised {module}.{qualname} when it was recorded, and that class is "
                 "outside the allow-list, so it is not imported. If you trust it, pass "
-                f"allow_types=({module!r},) to the tool, or call "
+                f"allowed_types=({module!r},) to the tool, or call "
                 f"apirecorder.allow_types({module!r}).",
             ) from exc
     # Exception, not BaseException: a recording must never raise SystemExit or
@@ -460,15 +461,18 @@ def tool(
     name: str | None = None,
     *,
     exclude: Iterable[str] = (),
-    allow_types: Iterable[str] = (),
+    allowed_types: Iterable[str] = (),
+    allow_types: Iterable[str] | None = None,
 ) -> Callable[[F], F]:
     """Record and replay calls of the decorated function or method as tool calls.
 
     The key is ``provider``, ``name`` (default: the function's qualified name) and the
     arguments by parameter name, without ``self``/``cls`` and the ``exclude`` names (say a
     client object). Results may name classes from the function's own module, the modules of
-    its annotated return type, the allow-list and ``allow_types``.
+    its annotated return type, the allow-list and ``allowed_types`` (the spelling of
+    ``recording(allowed_types=...)``; ``allow_types=`` is its deprecated old name).
     """
+    allowed_types = _one_spelling(allowed_types, allow_types)
 
     def decorate(fn: F) -> F:
         target = fn.__func__ if isinstance(fn, staticmethod | classmethod) else fn
@@ -478,7 +482,7 @@ def tool(
             exclude=frozenset(exclude),
             trusted=(),
         )
-        trusted = (getattr(target, "__module__", None) or "__main__", *allow_types)
+        trusted = (getattr(target, "__module__", None) or "__main__", *allowed_types)
         info.trusted = tuple(trusted)
         wrapped: F = _wrap(fn, info, trusted)
         return wrapped
@@ -495,7 +499,7 @@ class _ToolPatch(AbstractContextManager[None]):
         provider: str,
         name: str | None,
         exclude: Iterable[str],
-        allow_types: Iterable[str],
+        allowed_types: Iterable[str],
     ) -> None:
         module_name, sep, attribute = target.partition(":")
         if not sep or not module_name or not attribute:
@@ -509,7 +513,7 @@ class _ToolPatch(AbstractContextManager[None]):
         self.provider = provider
         self.name = name or attribute
         self.exclude = frozenset(exclude)
-        self.allow_types = tuple(allow_types)
+        self.allowed_types = tuple(allowed_types)
         self._patcher: Any = None
 
     def _owner_and_original(self) -> tuple[Any, str, Any]:
@@ -534,7 +538,7 @@ class _ToolPatch(AbstractContextManager[None]):
         owner, last, original = self._owner_and_original()
         info = ToolInfo(self.provider, self.name, self.exclude, ())
         # The user named this package, so its classes (results, errors) are trusted.
-        trusted = (self.module_name.split(".")[0], *self.allow_types)
+        trusted = (self.module_name.split(".")[0], *self.allowed_types)
         info.trusted = trusted
         replacement = _wrap(original, info, trusted)
         if replacement is original:
@@ -561,7 +565,8 @@ def patch_tool(
     name: str | None = None,
     *,
     exclude: Iterable[str] = (),
-    allow_types: Iterable[str] = (),
+    allowed_types: Iterable[str] = (),
+    allow_types: Iterable[str] | None = None,
 ) -> AbstractContextManager[None]:
     """Record the calls of a function you cannot decorate, inside a ``with`` block.
 
@@ -570,7 +575,21 @@ def patch_tool(
     are trusted in its recordings. Code that imported a module-level function by name before
     the block keeps the original: patch where it is looked up.
     """
-    return _ToolPatch(target, provider, name, exclude, allow_types)
+    allowed_types = _one_spelling(allowed_types, allow_types)
+    return _ToolPatch(target, provider, name, exclude, allowed_types)
+
+
+def _one_spelling(allowed_types: Iterable[str], allow_types: Iterable[str] | None) -> Iterable[str]:
+    # ``allow_types=`` was the tools' own spelling of ``recording(allowed_types=...)``; it is
+    # still read, with a warning, for one release.
+    if allow_types is None:
+        return allowed_types
+    warnings.warn(
+        "allow_types= is deprecated; pass allowed_types= (the spelling recording() uses)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return (*allowed_types, *allow_types)
 
 
 def parse_tool_spec(spec: ToolSpec) -> tuple[str, str, str | None]:
