@@ -24,7 +24,7 @@ import binascii
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._httpbody import is_sse_lines, sse_as_events, sse_as_lines
 from ._secrets import _SECRET_WORDS as _SECRET_WORDS
@@ -61,8 +61,13 @@ from ._secretspans import (
     find_secrets,
 )
 
-if TYPE_CHECKING:
-    from ._recorder import Session
+
+class HasOptions(Protocol):
+    """What redaction reads of a session: its options (``redact_headers``...), as given."""
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
 
 # The rules are defined in _secrets and _secretspans; the names other modules and tests
 # import from here are re-exported.
@@ -526,7 +531,7 @@ def mask_url_secrets(url: str) -> str:
     return head + _replace_spans(tail, spans)
 
 
-def redactor_for(session: Session) -> Redactor:
+def redactor_for(session: HasOptions) -> Redactor:
     """The redaction rules of a session, read from its options and the environment now.
 
     Built on each write (cheap) so an environment variable set during a test still counts.
@@ -534,12 +539,12 @@ def redactor_for(session: Session) -> Redactor:
     return Redactor.from_options(session.options)
 
 
-def redact_recording(record: dict[str, Any], session: Session) -> dict[str, Any]:
+def redact_recording(record: dict[str, Any], session: HasOptions) -> dict[str, Any]:
     """Return ``record`` with secrets replaced by a placeholder, ready to be written."""
     return redactor_for(session).record(record)
 
 
-def redact_text(text: str, session: Session | None = None) -> str:
+def redact_text(text: str, session: HasOptions | None = None) -> str:
     """``text`` (a log line, a replay-miss message, a test id) with every secret a recording
     would not hold replaced: the default rules, the environment now, and ``session``'s own
     rules when given."""
