@@ -222,6 +222,8 @@ _BOMS = (
 def _check_encoding(raw: bytes, path: str | Path) -> None:
     # json.loads(bytes) decodes UTF-16 and UTF-32 silently; the format is UTF-8 only, so a
     # file another tool re-encoded is named rather than half-accepted.
+    if raw[:1] == b"{" and b"\x00" not in raw[1:4]:
+        return  # what every recording starts with: no byte-order mark, no UTF-16 or UTF-32
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             raise RecordingFormatError(
