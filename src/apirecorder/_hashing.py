@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import json.encoder
 import re
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
@@ -159,13 +160,39 @@ def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any
     return value
 
 
-# One encoder for every hash: json.dumps(..., sort_keys=True) builds a new one per call.
-# Its output is json.dumps's with sort_keys=True, byte for byte.
-_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+def _sorted_json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True)``, byte for byte, made once for every hash.
+
+    json.dumps builds an encoder per call; the C encoder json uses inside is built here once
+    (no circular-reference check: a request made JSON by one walk is a tree). Where that C
+    encoder is missing or takes other arguments, a reused JSONEncoder does the same work.
+    """
+    fallback = json.JSONEncoder(sort_keys=True)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return fallback.encode
+    try:
+        encode_chunks = make(
+            None, fallback.default, json.encoder.encode_basestring_ascii,
+            None, ": ", ", ", True, False, True,
+        )  # fmt: skip
+
+        def encode(value: Any) -> str:
+            return "".join(encode_chunks(value, 0))
+
+        sample = {"b": [1.5, float("nan"), None, True, "\u00e9\n"], "a": {"z": 1, "y": -0.0}}
+        if encode(sample) == json.dumps(sample, sort_keys=True):
+            return encode
+    except Exception:  # another Python's C encoder: the plain road
+        pass
+    return fallback.encode
+
+
+_sorted_json = _sorted_json_encoder()
 
 
 def _digest(key: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_SORTED_JSON.encode(key).encode()).hexdigest()
+    return hashlib.sha256(_sorted_json(key).encode()).hexdigest()
 
 
 #: openai-agents sends ``prompt_cache_key="agents-sdk:run:<uuid4 hex>"``, new for every
