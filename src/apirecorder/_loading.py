@@ -24,6 +24,7 @@ __all__ = [
     "KNOWN_FORMAT_VERSIONS",
     "MAX_ID_MAPPING_ENTRIES",
     "MAX_ID_MAPPING_GROWTH",
+    "MAX_ID_MAPPING_WORK",
     "MAX_RECORDING_BYTES",
     "Recording",
     "check_inside",
@@ -69,6 +70,9 @@ MAX_RECORDING_BYTES = 256 * 1024 * 1024
 MAX_ID_MAPPING_ENTRIES = 10_000
 #: ...and may make the recording at most this many times larger (plus 1 MiB).
 MAX_ID_MAPPING_GROWTH = 4
+#: ...and its entries times the recording's characters (each entry is a pass over the text)
+#: may be at most this: about a second of scanning.
+MAX_ID_MAPPING_WORK = 2**31
 
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -110,14 +114,21 @@ def read_recording_bytes(path: Path, root: Path | None = None) -> bytes:
         raise
     except OSError as exc:
         raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as handle:
+    # Checked on the descriptor, before any file object is made of it: os.fdopen refuses a
+    # folder with a bare IsADirectoryError.
+    try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RecordingFormatError(
-                path,
-                f"it is {_not_regular(info.st_mode)}, not a regular file: a recording is a "
-                "plain JSON file; remove it or replace it with the real recording",
-            )
+    except OSError as exc:
+        os.close(fd)
+        raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise RecordingFormatError(
+            path,
+            f"it is {_not_regular(info.st_mode)}, not a regular file: a recording is a "
+            "plain JSON file; remove it or replace it with the real recording",
+        )
+    with os.fdopen(fd, "rb") as handle:
         if info.st_size > MAX_RECORDING_BYTES:
             raise _too_large(path)
         try:
@@ -333,6 +344,14 @@ def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: Path) -> dict[st
             f"{MAX_ID_MAPPING_ENTRIES} apirecorder applies; re-record this file",
         )
     text = json.dumps(data)
+    # Each entry is a scan of the whole text: bound the work, so 10,000 entries over a large
+    # recording are refused at once rather than read for minutes.
+    if len(mapping) * len(text) > MAX_ID_MAPPING_WORK:
+        raise RecordingFormatError(
+            path,
+            f'"id_normalization_mapping" has {len(mapping)} entries over {len(text)} '
+            "characters, more than apirecorder applies; re-record this file",
+        )
     # The replacements chain (each applies to the result of the ones before), so a small
     # mapping can double the text at every step: bound the size before each one is made.
     limit = min(MAX_RECORDING_BYTES, MAX_ID_MAPPING_GROWTH * len(text) + 1024 * 1024)
