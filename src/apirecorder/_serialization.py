@@ -370,11 +370,25 @@ def from_json(
         ) from exc
 
 
+def _buildable(cls: type[Any]) -> bool:
+    # A TypedDict or a typing alias is a class too, but isinstance refuses it (TypeError) and
+    # no builder makes one: only a model or a dataclass is ever written as a typed value.
+    return dataclasses.is_dataclass(cls) or (
+        hasattr(cls, "model_validate") and hasattr(cls, "model_fields")
+    )
+
+
 def _from_json(value: Any, source: object, extra: tuple[str, ...], build: TypeBuilder) -> Any:
     if isinstance(value, dict):
         type_path = value.get("__type__")
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
+            if not _buildable(cls):
+                raise RecordingFormatError(
+                    str(source) if source is not None else None,
+                    f"__type__ {type_path!r} is not a pydantic model or a dataclass (a TypedDict, "
+                    "an alias?), so no recorded value can be one; re-record this file",
+                )
             try:
                 if dataclasses.is_dataclass(cls) and isinstance(value["__data__"], dict):
                     built = _build_dataclass(cls, value["__data__"], source, extra, build)
