@@ -127,6 +127,12 @@ def _split(type_path: str) -> tuple[str, str]:
     return module, qualname
 
 
+def _shown(type_path: object) -> str:
+    # A message names the value, not 100,000 characters of it.
+    text = repr(type_path)
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+
+
 def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] = ()) -> type[Any]:
     """Import and return the class ``type_path`` names, refusing anything outside the allow-list."""
     # The allow-list is checked before the cache: a class another session allowed is not
@@ -134,7 +140,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
     if not isinstance(type_path, str) or not type_path or not is_allowed(type_path, extra):
         raise UnsafeTypeError(
             source if isinstance(source, str) or source is None else str(source),
-            f"__type__ {type_path!r} is not in the allow-list of importable modules; "
+            f"__type__ {_shown(type_path)} is not in the allow-list of importable modules; "
             "nothing was imported. If you trust this recording, allow its module with "
             "apirecorder.allow_types('<module prefix>').",
         )
@@ -161,7 +167,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
     if not isinstance(obj, type):
         raise UnsafeTypeError(
             str(source) if source is not None else None,
-            f"__type__ {type_path!r} does not name a class that can be imported here "
+            f"__type__ {_shown(type_path)} does not name a class that can be imported here "
             "(is the library that defines it installed?)",
         )
     if not any(_under(obj.__module__, p) for p in (*_allowed, *extra)):
@@ -169,7 +175,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
         # but defined outside the allow-list.
         raise UnsafeTypeError(
             str(source) if source is not None else None,
-            f"__type__ {type_path!r} resolves to {obj.__module__}.{obj.__qualname__}, "
+            f"__type__ {_shown(type_path)} resolves to {obj.__module__}.{obj.__qualname__}, "
             "which is outside the allow-list of importable modules",
         )
     _resolved[type_path] = (sys.modules.get(obj.__module__), obj)
@@ -386,8 +392,8 @@ def _from_json(value: Any, source: object, extra: tuple[str, ...], build: TypeBu
             if not _buildable(cls):
                 raise RecordingFormatError(
                     str(source) if source is not None else None,
-                    f"__type__ {type_path!r} is not a pydantic model or a dataclass (a TypedDict, "
-                    "an alias?), so no recorded value can be one; re-record this file",
+                    f"__type__ {_shown(type_path)} is not a pydantic model or a dataclass (a "
+                    "TypedDict, an alias?), so no recorded value can be one; re-record this file",
                 )
             try:
                 if dataclasses.is_dataclass(cls) and isinstance(value["__data__"], dict):
