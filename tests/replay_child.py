@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.hostile_cases import CANARY_MODULE
+from tests.hostile_values import CANARY_MODULE
 
 
 class CaseTimeout(BaseException):

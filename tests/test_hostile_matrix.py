@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_cases import RETYPES, WRONG_CLASSES, Case, hostile_cases
+from tests.hostile_cases import Case, hostile_cases
+from tests.hostile_values import RETYPES, WRONG_CLASSES
 from tests.replay_clients import SCENARIOS, SHAPES
 from tests.replay_runner import Matrix, shared_root
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_cases import HOSTILE_TYPES, RETYPES, WRONG_CLASSES
+from tests.hostile_cases import records_error
+from tests.hostile_values import HOSTILE_TYPES, RETYPES, WRONG_CLASSES
 from tests.replay_clients import SCENARIOS
 from tests.replay_runner import Matrix, run_cases, shared_root
 
@@ -115,12 +116,7 @@ def _mutant(raw: bytes, rng: random.Random) -> tuple[bytes, bool]:
     elif shape == 1:
         at = rng.randrange(len(text))
         text = text[:at] + bytes([text[at] ^ (1 << rng.randrange(8))]) + text[at + 1 :]
-    response = data.get("response") if isinstance(data, dict) else None
-    errs = isinstance(response, dict) and (
-        response.get("is_exception") is True
-        or (type(response.get("status")) is int and response["status"] >= 400)
-    )
-    return text, bool(errs)
+    return text, records_error(data)
 
 
 def _write_mutants(matrix: Matrix, folder: Path) -> tuple[list[list[str]], dict[str, Any]]:

@@ -122,7 +122,7 @@ def test_marker_module_is_imported_once_allowed(
     path, url = recorded
     _rewrite(path, _set_type(f"{MARKER_MODULE}.Thing"))
     # Imported and built, then refused: a Thing is no answer of a chat call.
-    with pytest.raises(RecordingFormatError, match="evil_marker_mod.Thing where this call"):
+    with pytest.raises(RecordingFormatError, match=r"evil_marker_mod\.Thing where this call"):
         _replay(path, url, allowed_types=[MARKER_MODULE])
     assert marker_module.read_text() == "imported"
 
