@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.hostile_values import (
+    BIG_MAPPING,
     BODY_FORMATS,
     EXCEPTIONS,
     HEADERS,
     HOSTILE_TYPES,
     HUGE,
+    HUGE_TEXT,
     RETYPES,
     WRONG_CLASSES,
 )
@@ -62,7 +64,9 @@ class Case:
 
 
 def _text(data: Any) -> str:
-    return json.dumps(data, indent=2) + "\n"
+    # Compact: json's C encoder (indent would take the pure-Python one, and a GB of memory
+    # for the biggest cases).
+    return json.dumps(data) + "\n"
 
 
 def _file(make: Callable[[Path, bytes], None]) -> Maker:
@@ -250,7 +254,7 @@ def _mappings(edit: Callable[..., None]) -> None:
     def mapping(value: Any) -> Callable[[dict[str, Any]], None]:
         return lambda data: data.__setitem__("id_normalization_mapping", value)
 
-    edit("mapping of 100,000 entries", mapping({f"rec-{i}": f"orig-{i}" for i in range(100_000)}))
+    edit("mapping of 100,000 entries", mapping(BIG_MAPPING))
     # ~2 KB whose chained replacements double the text 40 times (a terabyte).
     edit("mapping that doubles the text", mapping({"zz" + "q" * i: "z" for i in range(40)}))
     edit("mapping that doubles a quote", mapping({'""': '"'}))
@@ -400,7 +404,7 @@ def _exceptions(edit: Callable[..., None]) -> None:
         return change
 
     edit("exception_message a list", message([1]))
-    edit("exception_message huge", message("m" * HUGE))
+    edit("exception_message huge", message(HUGE_TEXT))
     edit("exception_message a lone surrogate", message("\udc80"))
 
 
@@ -456,7 +460,7 @@ def _values(edit: Callable[..., None]) -> None:
 
         return change
 
-    edit("a huge string", first_string("s" * HUGE))
+    edit("a huge string", first_string(HUGE_TEXT))
     edit("a lone surrogate in a string", first_string("x\ud800y"))
     edit("a NUL in a string", first_string("x\x00y"))
     edit("every number NaN", every_number(float("nan")))
@@ -464,7 +468,7 @@ def _values(edit: Callable[..., None]) -> None:
     edit("every number 1e400", every_number(10**400))
     edit("every number negative", every_number(-(2**63)))
     edit("every number a string", every_number("7"))
-    edit("test_id huge", _set(("test_id",), "t" * HUGE))
+    edit("test_id huge", _set(("test_id",), HUGE_TEXT))
     edit(
         "response with 100,000 keys",
         lambda d: d["response"].update({f"k{i}": i for i in range(100_000)}),

@@ -8,6 +8,9 @@ from typing import Any
 #: A ``__type__`` whose import would run this module's top level: it must never be imported.
 CANARY_MODULE = "tests.hostile_canary"
 HUGE = 16 * 1024 * 1024
+#: Made once and shared by every client's cases (each would otherwise hold its own).
+HUGE_TEXT = "s" * HUGE
+BIG_MAPPING = {f"rec-{i}": f"orig-{i}" for i in range(100_000)}
 
 #: Values every field is retyped to.
 RETYPES: dict[str, Any] = {
@@ -135,7 +138,7 @@ EXCEPTIONS: dict[str, Any] = {
     "args not a list": {"type": "ValueError", "module": "builtins", "args": "abc"},
     "args a typed value": {"type": "ValueError", "module": "builtins",
                            "args": [{"__type__": "os.system", "__data__": "id"}]},
-    "args huge": {"type": "ValueError", "module": "builtins", "args": ["x" * HUGE]},
+    "args huge": {"type": "ValueError", "module": "builtins", "args": [HUGE_TEXT]},
     "attributes not an object": {"type": "ValueError", "module": "builtins", "attributes": [1]},
     "attributes dunder": {"type": "ValueError", "module": "builtins",
                           "attributes": {"__class__": "x", "__dict__": 1}},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -101,6 +102,8 @@ class Matrix:
                 folder = self.root / key
                 folder.mkdir()
                 done.write_text(json.dumps(compute(folder)))
+                # The cases hold a few hundred MB (16 MB strings): only the outcomes are kept.
+                shutil.rmtree(folder)
         result: dict[str, dict[str, Any]] = json.loads(done.read_text())
         return result
 
