@@ -121,8 +121,9 @@ def test_marker_module_is_imported_once_allowed(
     # test above would notice an import.
     path, url = recorded
     _rewrite(path, _set_type(f"{MARKER_MODULE}.Thing"))
-    result = _replay(path, url, allowed_types=[MARKER_MODULE])
-    assert type(result).__name__ == "Thing"
+    # Imported and built, then refused: a Thing is no answer of a chat call.
+    with pytest.raises(RecordingFormatError, match=r"evil_marker_mod\.Thing where this call"):
+        _replay(path, url, allowed_types=[MARKER_MODULE])
     assert marker_module.read_text() == "imported"
 
 
@@ -340,8 +341,11 @@ def test_nesting_near_the_limit_never_escapes_as_recursion_error(
         except RecordingFormatError as err:
             # The first line names the problem; the next ones, the command that re-records.
             outcomes.add(str(err).replace(f"{path}: ", "named: ", 1).splitlines()[0])
+    # A shallow list rebuilds, and is then refused as no answer of a chat call.
     assert outcomes == {
-        "replayed",
+        "named: it answers with a builtins.list where this call returns "
+        "openai.types.chat.chat_completion.ChatCompletion: it is not a recording of this call; "
+        "re-record it",
         "named: the JSON is nested too deeply to read",
         "named: the recorded value is nested too deeply to rebuild",
     }

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from ._exceptions import ApiRecorderError, interrupting
+from ._exceptions import ApiRecorderError, RecordingFormatError, interrupting
 from ._recorder import Session, recorded_above, sdk_layer_call
 from ._serialization import TypeBuilder
 from ._storage import Recording
@@ -36,6 +36,7 @@ __all__ = [
     "SdkAdapter",
     "areplay_items",
     "areplay_or_record",
+    "checked_answer",
     "replay_items",
     "replay_or_record",
 ]
@@ -145,7 +146,7 @@ def _replay_or_record(
     __tracebackhide__ = True
     found = session.lookup(call)
     if found is not None:
-        return adapter.replay(session, found, call)
+        return _replayed(session, found, call, adapter)
     if not session.records:
         return invoke()
     with sdk_layer_call(call):
@@ -186,7 +187,7 @@ async def _areplay_or_record(
     __tracebackhide__ = True
     found = session.lookup(call)
     if found is not None:
-        return adapter.replay(session, found, call)
+        return _replayed(session, found, call, adapter)
     if not session.records:
         return await invoke()
     with sdk_layer_call(call):
@@ -203,6 +204,23 @@ async def _areplay_or_record(
             return _save_stream(session, call, adapter, result, chunks, error)
     path = session.save(call, adapter.result_response(session, call, result))
     return adapter.recorded(session, call, result, path)
+
+
+def _replayed(session: Session, recording: Recording, call: Call, adapter: Adapter[R]) -> Any:
+    # The recorded error is raised as the library's own class; anything else the rebuild
+    # raises (a hand-edited file the library's classes refuse) is the file's fault, named.
+    passed_on: tuple[type[BaseException], ...] = (ApiRecorderError, *adapter.call_errors)
+    try:
+        return adapter.replay(session, recording, call)
+    except passed_on:
+        raise
+    except Exception as exc:
+        raise session.met(
+            RecordingFormatError(
+                recording.path,
+                f"cannot replay it: {type(exc).__name__}: {str(exc)[:300]}; re-record this file",
+            )
+        ) from exc
 
 
 # Reading the whole stream now leaves a complete recording even if the caller stops early.
@@ -272,12 +290,32 @@ async def areplay_items(items: Iterable[Any], error: BaseException | None) -> As
 
 
 def _built_lazily(
-    session: Session, recording: Recording, raw: Any, build: TypeBuilder | None
+    session: Session,
+    recording: Recording,
+    raw: Any,
+    build: TypeBuilder | None,
+    expected: tuple[type[Any], ...] = (),
 ) -> Iterator[Any]:
     # Each chunk is built when the caller reads it, so a long stream never exists as SDK
     # objects all at once (a reader that keeps none holds one chunk at a time).
     for chunk in raw if isinstance(raw, list) else ():
-        yield session.deserialize(recording, chunk, build=build)
+        yield checked_answer(
+            recording, session.deserialize(recording, chunk, build=build), expected
+        )
+
+
+def checked_answer(recording: Recording, value: Any, expected: tuple[type[Any], ...]) -> Any:
+    """``value`` when it is one of the ``expected`` classes (or none is expected); else the
+    recording answers another call (an Embedding for a chat call) and is refused by name."""
+    if expected and not isinstance(value, expected):
+        names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in expected)
+        found = type(value)
+        raise RecordingFormatError(
+            recording.path,
+            f"it answers with a {found.__module__}.{found.__qualname__} where this call "
+            f"returns {names}: it is not a recording of this call; re-record it",
+        )
+    return value
 
 
 # -- SDK objects ----------------------------------------------------------------------------
@@ -323,17 +361,31 @@ class SdkAdapter(Adapter[R]):
         """The caller's answer for a recorded non-streaming value."""
         return value
 
+    def answer_types(self, call: Call) -> tuple[type[Any], ...]:
+        """The classes a replayed answer of ``call`` may be (each chunk of a stream, each
+        item of a list): any other is refused. () accepts every value."""
+        return ()
+
+    #: The answer is a list of objects (a model list), each checked by :meth:`answer_types`.
+    answers_list = False
+
     # -- the Adapter hooks ----------------------------------------------------------------
     def replay(self, session: Session, recording: Recording, call: Call) -> Any:
         response = recording.response
         raw = response.get("body")
         error = self.rebuild_error(recording, call) if response.get("is_exception") else None
+        expected = self.answer_types(call)
         if response.get("is_streaming"):
-            chunks = _built_lazily(session, recording, raw, self.builder())
+            chunks = _built_lazily(session, recording, raw, self.builder(), expected)
             return self.stream(call, chunks, error, None)
         body = session.deserialize(recording, raw, build=self.builder())
         if error is not None:
             raise error
+        if self.answers_list:
+            items = checked_answer(recording, body, (list,) if expected else ())
+            body = [checked_answer(recording, item, expected) for item in items]
+        else:
+            checked_answer(recording, body, expected)
         return self.answer(body)
 
     def result_response(self, session: Session, call: Call, result: R) -> ResponseRecord:

@@ -401,6 +401,8 @@ def decode_body(response: Mapping[str, Any], source: Path | str | None = None) -
     try:
         if body_format == "json":
             return [dumps_layout(body, layout).encode("utf-8")]
+        if body_format in ("text", "base64") and body is not None and not isinstance(body, str):
+            raise TypeError(f"a {body_format} body is a string, found {type(body).__name__}")
         if body_format == "text":
             return [str(body or "").encode("utf-8")] if body else []
         if body_format == "base64":

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import string
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -320,10 +322,10 @@ def replayed_response(
     """Rebuild a recorded response: the same status, headers and bytes, chunk by chunk."""
     # The reference recorder writes no status for a stream, and replays it as 200.
     status = response.get("status", 200)
-    if not isinstance(status, int) or isinstance(status, bool):
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise RecordingFormatError(
             source,
-            f'response "status" must be an integer HTTP status, found {status!r}; '
+            f'response "status" must be an integer HTTP status (100 to 599), found {status!r}; '
             "this does not look like a raw HTTP recording",
         )
     chunks = decode_body(response, source)
@@ -337,6 +339,9 @@ def replayed_response(
         )
         if not (name.lower() == "set-cookie" and value == PLACEHOLDER)
     ]
+    _check_headers(headers, source)
+    if not response.get("body_decoded"):
+        _check_encoding(headers, b"".join(chunks), source)
     headers = replayed_headers(
         headers,
         sum(len(chunk) for chunk in chunks),
@@ -353,6 +358,66 @@ def replayed_response(
         error_type=str(error.get("type")) if isinstance(error, dict) else None,
         error_message=str(error.get("message", "")) if isinstance(error, dict) else "",
     )
+
+
+# A header name is an RFC 9110 token; a value is latin-1 text without CR, LF or NUL.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
+
+
+def _check_headers(headers: list[tuple[str, str]], source: Path | str | None) -> None:
+    # What no HTTP response can carry would fail inside the client library, as its own error
+    # (or as a connection error after retries): refuse it here, by the file's name.
+    for name, value in headers:
+        if not _HEADER_NAME.fullmatch(name) or _BAD_VALUE.search(value):
+            raise RecordingFormatError(
+                source,
+                f"response header {name!r}: {value[:80]!r} cannot be sent in an HTTP response "
+                "(a header name is a token; a value is latin-1 text without CR, LF or NUL); "
+                "fix the header or re-record the file",
+            )
+
+
+def _check_encoding(headers: list[tuple[str, str]], body: bytes, source: Path | str | None) -> None:
+    # A body that says gzip (or deflate) but is not would make the client fail to decode it.
+    codings = [
+        c.strip().lower()
+        for name, value in headers
+        if name.lower() == "content-encoding"
+        for c in value.split(",")
+    ]
+    for coding in reversed([c for c in codings if c and c != "identity"]):
+        if coding == "zstd":
+            if body.startswith(_ZSTD_MAGIC):
+                return  # a zstd frame: the client decodes it, with the library it has
+            decoded = None
+        elif coding in ("gzip", "x-gzip", "deflate"):
+            decoded = _decoded_start(coding, body)
+        else:
+            return  # another coding: passed on as recorded, the client decides
+        if decoded is None:
+            raise RecordingFormatError(
+                source,
+                f"the response says content-encoding {coding} but its body is not {coding} "
+                "data; fix the header or re-record the file",
+            )
+        body = decoded
+
+
+#: Every zstd frame starts with these bytes (RFC 8878).
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _decoded_start(coding: str, body: bytes) -> bytes | None:
+    # Only the start is decoded (what tells gzip from plain text): bounded, so a compression
+    # bomb costs nothing here. Deflate comes zlib-wrapped or raw; clients read both.
+    wbits = (zlib.MAX_WBITS, -zlib.MAX_WBITS) if coding == "deflate" else (16 + zlib.MAX_WBITS,)
+    for bits in wbits:
+        try:
+            return zlib.decompressobj(bits).decompress(body, 64 * 1024)
+        except zlib.error:
+            continue
+    return None
 
 
 def replay_recording(recording: Recording, call: Call) -> ReplayedResponse:

@@ -23,6 +23,7 @@ __all__ = [
     "KNOWN_FORMAT_VERSIONS",
     "MAX_ID_MAPPING_ENTRIES",
     "MAX_ID_MAPPING_GROWTH",
+    "MAX_ID_MAPPING_WORK",
     "MAX_RECORDING_BYTES",
     "Recording",
     "check_inside",
@@ -91,6 +92,9 @@ MAX_RECORDING_BYTES = 256 * 1024 * 1024
 MAX_ID_MAPPING_ENTRIES = 10_000
 #: ...and may make the recording at most this many times larger (plus 1 MiB).
 MAX_ID_MAPPING_GROWTH = 4
+#: ...and its entries times the recording's characters (each entry is a pass over the text)
+#: may be at most this: about a second of scanning.
+MAX_ID_MAPPING_WORK = 2**31
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -135,7 +139,8 @@ def read_recording_bytes(path: str | Path, root: Path | None = None) -> bytes:
     except OSError as exc:
         raise RecordingFormatError(path, f"cannot read the file: {exc.strerror or exc}") from exc
     # Plain os calls, not a file object: this runs once per replayed call, and a buffered
-    # reader (open, fdopen, Path.read_bytes) costs several times the read itself.
+    # reader (open, fdopen, Path.read_bytes) costs several times the read itself. The kind
+    # is checked on the descriptor (a folder opens too, and is refused here by name).
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -370,6 +375,14 @@ def _apply_id_mapping(data: dict[str, Any], mapping: Any, path: str | Path) -> d
             f"{MAX_ID_MAPPING_ENTRIES} apirecorder applies; re-record this file",
         )
     text = json.dumps(data)
+    # Each entry is a scan of the whole text: bound the work, so 10,000 entries over a large
+    # recording are refused at once rather than read for minutes.
+    if len(mapping) * len(text) > MAX_ID_MAPPING_WORK:
+        raise RecordingFormatError(
+            path,
+            f'"id_normalization_mapping" has {len(mapping)} entries over {len(text)} '
+            "characters, more than apirecorder applies; re-record this file",
+        )
     # The replacements chain (each applies to the result of the ones before), so a small
     # mapping can double the text at every step: bound the size before each one is made.
     limit = min(MAX_RECORDING_BYTES, MAX_ID_MAPPING_GROWTH * len(text) + 1024 * 1024)

@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_SECRET_ENV_VARS",
     "FAKE_MARK",
     "KEY_FORMATS",
+    "PATTERN_RULE",
     "PLACEHOLDER",
     "KeyFormat",
     "Redactor",
@@ -88,6 +89,7 @@ __all__ = [
     "looks_random",
     "mask_secret_fields",
     "mask_url_secrets",
+    "pattern_secrets",
     "redact_recording",
     "redact_text",
     "redactor_for",
@@ -239,6 +241,9 @@ class Redactor:
                 self._report(path, span.rule, value[span.start : span.end])
             value = _replace_spans(value, spans)
         for pattern in self.patterns:
+            if self.found is not None:  # scan: what the pattern would replace is a finding
+                for secret in pattern_secrets(pattern, value):
+                    self._report(path, PATTERN_RULE, secret)
             value = pattern.sub(_replace_groups, value)
         return value
 
@@ -460,6 +465,24 @@ def mask_secret_fields(value: Any) -> Any:
     if isinstance(value, list):
         return [mask_secret_fields(item) for item in value]
     return value
+
+
+#: The rule a finding of a user's ``redact_patterns`` is reported under.
+PATTERN_RULE = "redact-pattern"
+
+
+def pattern_secrets(pattern: re.Pattern[str], text: str) -> Iterator[str]:
+    """What ``pattern`` would replace in ``text``: each match, or its groups when it has any
+    (the rule of :func:`_replace_groups`)."""
+    for match in pattern.finditer(text):
+        if pattern.groups == 0:
+            if match.group(0):
+                yield match.group(0)
+            continue
+        for index in range(1, pattern.groups + 1):
+            group = match.group(index)
+            if group:
+                yield group
 
 
 def _replace_groups(match: re.Match[str]) -> str:

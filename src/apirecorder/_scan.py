@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ._redaction import (
+    PATTERN_RULE,
     Found,
     Redactor,
     is_secret_response_value,
     json_path,
+    pattern_secrets,
     secret_env_values,
 )
 from ._storage import SKIPPED_DIRS
@@ -120,22 +122,29 @@ def decode_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _finder(env_values: Mapping[str, str], found: list[Found]) -> Redactor:
+Patterns = tuple[re.Pattern[str], ...]
+
+
+def _finder(env_values: Mapping[str, str], found: list[Found], patterns: Patterns = ()) -> Redactor:
     return Redactor(
         secret_values=tuple(sorted(env_values, key=len, reverse=True)),
         env_names=dict(env_values),
         found=found,
+        patterns=patterns,
     )
 
 
 def scan_value(
-    value: Any, env_values: Mapping[str, str] | None = None
+    value: Any,
+    env_values: Mapping[str, str] | None = None,
+    patterns: Iterable[re.Pattern[str]] = (),
 ) -> Iterator[tuple[str, str, str]]:
     """(JSON path, rule, secret) for each secret in a parsed JSON value: a recording is
-    read as redaction reads it, any other value as a response body."""
+    read as redaction reads it, any other value as a response body; ``patterns`` are the
+    project's ``redact_patterns``."""
     env = secret_env_values() if env_values is None else env_values
     found: list[Found] = []
-    finder = _finder(env, found)
+    finder = _finder(env, found, tuple(patterns))
     try:
         if _is_recording(value):
             finder.record(value)
@@ -153,7 +162,9 @@ def scan_value(
         yield json_path(path), rule, secret
 
 
-def _line_hits(text: str, env: Mapping[str, str]) -> list[tuple[int, str, str]]:
+def _line_hits(
+    text: str, env: Mapping[str, str], patterns: Patterns = ()
+) -> list[tuple[int, str, str]]:
     """(line number, rule, secret) for each secret in ``text``. The whole text is read at
     once, so what spans lines (a multipart field, a PEM key) is found, then located."""
     starts = [0]
@@ -163,6 +174,9 @@ def _line_hits(text: str, env: Mapping[str, str]) -> list[tuple[int, str, str]]:
         hits.append(
             (bisect.bisect_right(starts, span.start), span.rule, text[span.start : span.end])
         )
+    for pattern in patterns:
+        for line_number, line in enumerate(_NEWLINE.split(text), 1):
+            hits.extend((line_number, PATTERN_RULE, s) for s in pattern_secrets(pattern, line))
     return hits
 
 
@@ -191,13 +205,14 @@ def scan_text(
     file: str,
     env_values: Mapping[str, str] | None = None,
     allow: Iterable[re.Pattern[str]] = (),
+    patterns: Iterable[re.Pattern[str]] = (),
 ) -> list[Finding]:
     """Findings in text, located by line number."""
     env = secret_env_values() if env_values is None else env_values
     allowed = tuple(allow)
     return [
         Finding(file, f"line {number}", rule, mask(secret))
-        for number, rule, secret in _line_hits(text, env)
+        for number, rule, secret in _line_hits(text, env, tuple(patterns))
         if not _allowed(secret, allowed)
     ]
 
@@ -227,20 +242,23 @@ def scan_file(
     env_values: Mapping[str, str] | None = None,
     recordings_only: bool = False,
     allow: Iterable[re.Pattern[str]] = (),
+    patterns: Iterable[re.Pattern[str]] = (),
 ) -> FileScan | None:
     """The findings in one file; None when ``recordings_only`` and it is JSON but not a
     recording. Raises OSError when it cannot be read (a FIFO or device is never opened).
 
-    A secret that one of the ``allow`` patterns finds (``re.search``) is not reported.
+    A secret that one of the ``allow`` patterns finds (``re.search``) is not reported; what
+    one of the project's ``patterns`` (``redact_patterns``) would replace is.
     """
     allowed = tuple(allow)
+    own = tuple(patterns)
     env = secret_env_values() if env_values is None else env_values
     name = str(path)
     if not stat.S_ISREG(os.stat(path).st_mode):
         # Opening a FIFO blocks, and a device never ends: neither is a recording.
         raise OSError(f"{name}: not a regular file")
     text = decode_text(path.read_bytes())
-    hits = [hit for hit in _line_hits(text, env) if not _allowed(hit[2], allowed)]
+    hits = [hit for hit in _line_hits(text, env, own) if not _allowed(hit[2], allowed)]
     by_line = [Finding(name, f"line {n}", rule, mask(secret)) for n, rule, secret in hits]
     try:
         data = json.loads(text)
@@ -249,7 +267,7 @@ def scan_file(
     if recordings_only and not _is_recording(data):
         return None
     try:
-        structural = [hit for hit in scan_value(data, env) if not _allowed(hit[2], allowed)]
+        structural = [hit for hit in scan_value(data, env, own) if not _allowed(hit[2], allowed)]
     except RecursionError:
         # Deeper than a walk can follow: the line-by-line reading still saw every byte.
         return FileScan(by_line, parsed=True)
@@ -304,13 +322,16 @@ def scan_paths(
     allow: Iterable[re.Pattern[str]] = (),
     env_values: Mapping[str, str] | None = None,
     include_hidden: bool = False,
+    patterns: Iterable[re.Pattern[str]] = (),
 ) -> ScanReport:
-    """Scan files (always) and folders (their recordings); ``allow`` silences matching secrets.
+    """Scan files (always) and folders (their recordings); ``allow`` silences matching secrets,
+    ``patterns`` (the project's ``redact_patterns``) are found besides the built-in rules.
 
     Raises FileNotFoundError for a path that does not exist.
     """
     env = secret_env_values() if env_values is None else env_values
     allowed = tuple(allow)
+    own = tuple(patterns)
     report = ScanReport()
     for path in paths:
         if path.is_dir():
@@ -327,7 +348,11 @@ def scan_paths(
         for candidate, recordings_only in candidates:
             try:
                 found = scan_file(
-                    candidate, env_values=env, recordings_only=recordings_only, allow=allowed
+                    candidate,
+                    env_values=env,
+                    recordings_only=recordings_only,
+                    allow=allowed,
+                    patterns=own,
                 )
             except OSError as exc:
                 report.unreadable.append((str(candidate), exc.strerror or str(exc)))

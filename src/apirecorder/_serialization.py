@@ -127,6 +127,12 @@ def _split(type_path: str) -> tuple[str, str]:
     return module, qualname
 
 
+def _shown(type_path: object) -> str:
+    # A message names the value, not 100,000 characters of it.
+    text = repr(type_path)
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+
+
 def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] = ()) -> type[Any]:
     """Import and return the class ``type_path`` names, refusing anything outside the allow-list."""
     # The allow-list is checked before the cache: a class another session allowed is not
@@ -134,7 +140,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
     if not isinstance(type_path, str) or not type_path or not is_allowed(type_path, extra):
         raise UnsafeTypeError(
             source if isinstance(source, str) or source is None else str(source),
-            f"__type__ {type_path!r} is not in the allow-list of importable modules; "
+            f"__type__ {_shown(type_path)} is not in the allow-list of importable modules; "
             "nothing was imported. If you trust this recording, allow its module with "
             "apirecorder.allow_types('<module prefix>').",
         )
@@ -161,7 +167,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
     if not isinstance(obj, type):
         raise UnsafeTypeError(
             str(source) if source is not None else None,
-            f"__type__ {type_path!r} does not name a class that can be imported here "
+            f"__type__ {_shown(type_path)} does not name a class that can be imported here "
             "(is the library that defines it installed?)",
         )
     if not any(_under(obj.__module__, p) for p in (*_allowed, *extra)):
@@ -169,7 +175,7 @@ def resolve_type(type_path: str, *, source: object = None, extra: Iterable[str] 
         # but defined outside the allow-list.
         raise UnsafeTypeError(
             str(source) if source is not None else None,
-            f"__type__ {type_path!r} resolves to {obj.__module__}.{obj.__qualname__}, "
+            f"__type__ {_shown(type_path)} resolves to {obj.__module__}.{obj.__qualname__}, "
             "which is outside the allow-list of importable modules",
         )
     _resolved[type_path] = (sys.modules.get(obj.__module__), obj)
@@ -370,14 +376,20 @@ def from_json(
         ) from exc
 
 
-_dataclass_types: dict[type[Any], bool] = {}
+#: cls -> (is it a dataclass, can a recorded value be one), asked for every replayed object.
+_class_kinds: dict[type[Any], tuple[bool, bool]] = {}
 
 
-def _is_dataclass_type(cls: type[Any]) -> bool:
-    # Asked for every replayed object; a class stays what it is.
-    known = _dataclass_types.get(cls)
+def _class_kind(cls: type[Any]) -> tuple[bool, bool]:
+    known = _class_kinds.get(cls)
     if known is None:
-        known = _dataclass_types[cls] = dataclasses.is_dataclass(cls)
+        # A TypedDict or a typing alias is a class too, but isinstance refuses it (TypeError)
+        # and no builder makes one: only a model or a dataclass is written as a typed value.
+        is_dataclass = dataclasses.is_dataclass(cls)
+        buildable = is_dataclass or (
+            hasattr(cls, "model_validate") and hasattr(cls, "model_fields")
+        )
+        known = _class_kinds[cls] = (is_dataclass, buildable)
     return known
 
 
@@ -386,8 +398,15 @@ def _from_json(value: Any, source: object, extra: tuple[str, ...], build: TypeBu
         type_path = value.get("__type__")
         if type_path is not None and "__data__" in value:
             cls = resolve_type(type_path, source=source, extra=extra)
+            is_dataclass, buildable = _class_kind(cls)
+            if not buildable:
+                raise RecordingFormatError(
+                    str(source) if source is not None else None,
+                    f"__type__ {_shown(type_path)} is not a pydantic model or a dataclass (a "
+                    "TypedDict, an alias?), so no recorded value can be one; re-record this file",
+                )
             try:
-                if _is_dataclass_type(cls) and isinstance(value["__data__"], dict):
+                if is_dataclass and isinstance(value["__data__"], dict):
                     built = _build_dataclass(cls, value["__data__"], source, extra, build)
                 else:
                     built = build(cls, value["__data__"])

@@ -35,6 +35,7 @@ __all__ = [
     "fields_ignored",
     "first_set",
     "ini_ignore_fields",
+    "ini_lines",
     "ini_normalizers",
     "layered_options",
     "record_command",
@@ -337,19 +338,25 @@ def _ini_value(path: Path, key: str) -> tuple[bool, Any]:
     return True, parser.get(name, key, fallback=None)
 
 
-def ini_ignore_fields(start: Path) -> list[str]:
-    """``apirecorder_ignore_fields`` of the pytest ini file that pytest started in ``start``
-    would use, so the CLI hashes requests as the tests did."""
+def ini_lines(start: Path, key: str) -> list[str]:
+    """The lines of ``key`` (a ``linelist`` setting) in the pytest ini file that pytest
+    started in ``start`` would use, so the CLI applies the settings the tests did."""
     for folder in (start.absolute(), *start.absolute().parents):
         for name in _INI_FILES:
             candidate = folder / name
             if not candidate.is_file():
                 continue
-            found, value = _ini_value(candidate, "apirecorder_ignore_fields")
+            found, value = _ini_value(candidate, key)
             if found:
                 lines = value if isinstance(value, list) else str(value or "").splitlines()
                 return [str(line).strip() for line in lines if str(line).strip()]
     return []
+
+
+def ini_ignore_fields(start: Path) -> list[str]:
+    """``apirecorder_ignore_fields`` of the ini file above ``start``: the CLI hashes requests
+    as the tests did."""
+    return ini_lines(start, "apirecorder_ignore_fields")
 
 
 def ini_normalizers(start: Path) -> list[Callable[[dict[str, Any]], dict[str, Any]]]:

@@ -67,7 +67,7 @@ def display_path(path: Path) -> str:
     """A path relative to the current folder when it lies below it, else absolute."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (3.11, 3.12)
         return str(path)
 
 

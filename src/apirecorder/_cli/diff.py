@@ -68,7 +68,15 @@ def run(args: argparse.Namespace) -> int:
     except RecordingFormatError as exc:
         print(f"apirecorder diff: {exc}", file=sys.stderr)
         return 2
-    request, response = diff_recordings(old, new)
+    try:
+        request, response = diff_recordings(old, new)
+    except RecursionError:
+        # The loader reads what the parser reads; the diff walks both again, recursively.
+        print(
+            f"apirecorder diff: {paths[0]} or {paths[1]}: nested too deeply to compare",
+            file=sys.stderr,
+        )
+        return 2
     if args.json:
         report = {
             "a": str(old.path),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._scan import ScanReport, scan_paths, secret_env_values
+from .._settings import ini_lines
 
 __all__ = ["register", "run"]
 
@@ -22,7 +23,10 @@ fields, URL passwords) and the values of secret environment variables set now
 recordings (*.json files; a file that does not parse is read line by line and reported);
 hidden and tool folders inside a walk are skipped unless --include-hidden, symlinked folders
 are followed, and a folder named on the command line is always walked. Files named on the
-command line are always scanned. Rules: docs/security.md.
+command line are always scanned. The project's own rules count too: the
+apirecorder_redact_patterns and apirecorder_secret_env_vars of the pytest ini file (pytest.ini,
+pyproject.toml, tox.ini, setup.cfg) found from the current folder up, and every
+--redact-pattern. Rules: docs/security.md.
 """
 EPILOG = (
     "Exit codes: 0 no finding, 1 secrets found, 2 usage error (such as a missing path), "
@@ -51,6 +55,19 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="REGEX",
         help="ignore secrets this regular expression finds (repeatable)",
+    )
+    parser.add_argument(
+        "--redact-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="also report what this redact_patterns regular expression finds (repeatable; "
+        "added to the ini file's apirecorder_redact_patterns)",
+    )
+    parser.add_argument(
+        "--no-config",
+        action="store_true",
+        help="ignore the redaction settings of the project's pytest ini file",
     )
     parser.add_argument(
         "--no-env",
@@ -88,13 +105,34 @@ def run(args: argparse.Namespace) -> int:
         allow = [re.compile(pattern) for pattern in args.allow]
     except re.error as exc:
         return _usage_error(f"--allow: invalid regular expression: {exc}")
+    # The project's redaction rules, as its tests apply them (ini), then the command line's.
+    configured = {} if args.no_config else {
+        key: ini_lines(Path.cwd(), f"apirecorder_{key}")
+        for key in ("redact_patterns", "secret_env_vars")
+    }  # fmt: skip
+    patterns = []
+    for where, pattern in [
+        *(("apirecorder_redact_patterns", p) for p in configured.get("redact_patterns", [])),
+        *(("--redact-pattern", p) for p in args.redact_pattern),
+    ]:
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as exc:
+            return _usage_error(f"{where}: invalid regular expression {pattern!r}: {exc}")
     paths = [Path(p) for p in (args.paths or ["."])]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         return _usage_error(f"no such file or folder: {', '.join(missing)}")
-    env = {} if args.no_env else secret_env_values(extra=args.secret_env_var)
+    extra_env = [*configured.get("secret_env_vars", []), *args.secret_env_var]
+    env = {} if args.no_env else secret_env_values(extra=extra_env)
     try:
-        report = scan_paths(paths, allow=allow, env_values=env, include_hidden=args.include_hidden)
+        report = scan_paths(
+            paths,
+            allow=allow,
+            env_values=env,
+            include_hidden=args.include_hidden,
+            patterns=patterns,
+        )
     except OSError as exc:
         return _usage_error(f"cannot read {exc.filename or exc}: {exc.strerror or exc}")
     if args.json:

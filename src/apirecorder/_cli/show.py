@@ -145,5 +145,11 @@ def run(args: argparse.Namespace) -> int:
     except RecordingFormatError as exc:
         print(f"apirecorder show: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:
+        # The loader reads what the parser reads; showing walks it again, recursively.
+        print(
+            f"apirecorder show: {path}: the recording is nested too deeply to show", file=sys.stderr
+        )
+        return 1
     print("\n".join(line.rstrip() for line in lines))
     return 0

@@ -214,7 +214,14 @@ class _InstallingLoader:
             spec.loader = self.loader
         self.loader.exec_module(module)
         # The module that import hands back, should the library have replaced itself.
-        self.installer.loaded(self.library, sys.modules.get(self.library, module))
+        loaded = sys.modules.get(self.library, module)
+        # The import system binds a submodule to its package only after exec_module returns;
+        # the interceptor installed now reads it as an attribute (``http.client``), so bind
+        # it first, as the import would.
+        parent, _, child = self.library.rpartition(".")
+        if parent and parent in sys.modules:
+            setattr(sys.modules[parent], child, loaded)
+        self.installer.loaded(self.library, loaded)
 
     def __getattr__(self, name: str) -> Any:
         # Anything else (get_source, is_package, get_resource_reader) is the real loader's.

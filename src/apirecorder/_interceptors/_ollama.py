@@ -190,6 +190,11 @@ class _OllamaAdapter(SdkAdapter[Any]):
     def builder(self) -> TypeBuilder:
         return _build
 
+    def answer_types(self, call: Call) -> tuple[type[Any], ...]:
+        # Chat and generate answers have their own classes (a stream's chunks too); for the
+        # rest, any of the client's models.
+        return _ANSWERS.get(call.endpoint, (ollama._types.SubscriptableBaseModel,))
+
     def rebuild_error(self, recording: Recording, call: Call) -> BaseException:
         return _rebuild_error(recording.response)
 
@@ -220,6 +225,11 @@ class _OllamaAdapter(SdkAdapter[Any]):
         if aclose is not None:
             await aclose()
 
+
+_ANSWERS: dict[str, tuple[type[Any], ...]] = {
+    "/api/chat": (ollama.ChatResponse,),
+    "/api/generate": (ollama.GenerateResponse,),
+}
 
 _SYNC = _OllamaAdapter(is_async=False)
 _ASYNC = _OllamaAdapter(is_async=True)

@@ -375,6 +375,11 @@ class _OpenAIAdapter(SdkAdapter[Any]):
     def builder(self) -> TypeBuilder:
         return build
 
+    def answer_types(self, call: Call) -> tuple[type[Any], ...]:
+        body = call.request.get("body")
+        streams = isinstance(body, dict) and body.get("stream") is True
+        return _ANSWERS.get((call.endpoint, streams), ())
+
     def rebuild_error(self, recording: Recording, call: Call) -> BaseException:
         return _rebuild_exception(recording, call)
 
@@ -398,6 +403,19 @@ class _OpenAIAdapter(SdkAdapter[Any]):
             return stream_cls(items, error, call=call)
         return stream_cls(items, error, response=live.response)
 
+
+#: (endpoint, streamed) -> the classes its answer (each chunk) is; a Responses stream yields
+#: a union of event classes, each an openai model.
+_ANSWERS: dict[tuple[str, bool], tuple[type[Any], ...]] = {
+    ("/v1/chat/completions", False): (openai.types.chat.ChatCompletion,),
+    ("/v1/chat/completions", True): (openai.types.chat.ChatCompletionChunk,),
+    ("/v1/completions", False): (openai.types.Completion,),
+    ("/v1/completions", True): (openai.types.Completion,),
+    ("/v1/embeddings", False): (openai.types.CreateEmbeddingResponse,),
+    ("/v1/responses", False): (openai.types.responses.Response,),
+    ("/v1/responses", True): (openai.BaseModel,),
+    (_MODELS_ENDPOINT, False): (Model,),
+}
 
 _SYNC = _OpenAIAdapter(is_async=False)
 _ASYNC = _OpenAIAdapter(is_async=True)
@@ -457,6 +475,8 @@ def _async_page(resource: Any, models: list[Any]) -> AsyncPage[Model]:
 
 class _ModelsAdapter(_OpenAIAdapter):
     """``models.list()``: the models read live (every page), handed back as one page."""
+
+    answers_list = True
 
     def __init__(self, resource: Any, *, is_async: bool) -> None:
         super().__init__(is_async=is_async)

@@ -1,0 +1,263 @@
+"""One call per client library that reads recordings, for the hostile matrix and the fuzz.
+
+Each scenario makes its call against ``url`` (the local upstream when recording; stopped when
+replaying), reads the answer to the end the way an application would, and checks it is the
+client's own kind of answer: a recording that hands back anything else fails with
+:class:`WrongObject`, the "wrong object returned silently" of issue 14.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import apirecorder
+from tests.hostile_cases import Shape
+
+TEST_ID = "tests/replay_clients.py::scenario"
+API_KEY = "sk-test-0000000000000000000000000000"
+
+
+class WrongObject(AssertionError):
+    """A replay handed back something that is not what the client returns."""
+
+
+def _expect(value: Any, cls: type[Any] | tuple[type[Any], ...]) -> Any:
+    if not isinstance(value, cls):
+        raise WrongObject(f"replay returned a {type(value).__module__}.{type(value).__qualname__}")
+    return value
+
+
+@dataclasses.dataclass
+class Forecast:
+    """What the recorded tool returns: a class of this module, which the tool trusts."""
+
+    city: str
+    celsius: float
+
+
+@apirecorder.tool("hostile", "forecast")
+def forecast(city: str) -> Forecast:
+    return Forecast(city=city, celsius=21.5)
+
+
+# One client per URL for a whole run: building one loads the CA certificates (tens of
+# milliseconds), which would be most of the cost of a replayed call.
+@functools.cache
+def _openai(url: str) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+
+
+@functools.cache
+def _anthropic(url: str) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(base_url=url, api_key=API_KEY, max_retries=0)
+
+
+@functools.cache
+def _genai(url: str) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=url))
+
+
+@functools.cache
+def _ollama(url: str) -> Any:
+    import ollama
+
+    return ollama.Client(host=url)
+
+
+@functools.cache
+def _httpx() -> Any:
+    import httpx
+
+    return httpx.Client()
+
+
+@functools.cache
+def _httpx2() -> Any:
+    import httpx2
+
+    return httpx2.Client()
+
+
+def openai_chat(url: str) -> None:
+    from openai.types.chat import ChatCompletion
+
+    answer = _openai(url).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+    )
+    _expect(answer, ChatCompletion)
+
+
+def openai_stream(url: str) -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    stream = _openai(url).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Count"}], stream=True
+    )
+    for chunk in stream:
+        _expect(chunk, ChatCompletionChunk)
+
+
+def openai_embeddings(url: str) -> None:
+    from openai.types import CreateEmbeddingResponse
+
+    answer = _openai(url).embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    _expect(answer, CreateEmbeddingResponse)
+
+
+def openai_models(url: str) -> None:
+    from openai.types import Model
+
+    for model in _openai(url).models.list():
+        _expect(model, Model)
+
+
+def anthropic_messages(url: str) -> None:
+    from anthropic.types import Message
+
+    answer = _anthropic(url).messages.create(
+        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+    )
+    _expect(answer, Message)
+
+
+def ollama_chat(url: str) -> None:
+    import ollama
+
+    answer = _ollama(url).chat(
+        model="llama3.2:3b", messages=[{"role": "user", "content": "Name a ringed planet"}]
+    )
+    _expect(answer, ollama.ChatResponse)
+
+
+def genai_generate(url: str) -> None:
+    from google.genai import types
+
+    answer = _genai(url).models.generate_content(model="gemini-2.0-flash", contents="Say hello")
+    _expect(answer, types.GenerateContentResponse)
+
+
+def _http_answer(status: Any, body: Any) -> None:
+    _expect(status, int)
+    _expect(body, bytes)
+
+
+def httpx_get(url: str) -> None:
+    response = _httpx().get(f"{url}/misc/json")
+    _http_answer(response.status_code, response.content)
+
+
+def httpx2_post(url: str) -> None:
+    response = _httpx2().post(f"{url}/misc/echo", json={"q": "hello"})
+    _http_answer(response.status_code, response.content)
+
+
+def httpx_sse(url: str) -> None:
+    with _httpx().stream("GET", f"{url}/misc/sse") as response:
+        body = b"".join(response.iter_bytes())
+        _http_answer(response.status_code, body)
+
+
+def requests_get(url: str) -> None:
+    import requests
+
+    with requests.Session() as session:
+        response = session.get(f"{url}/misc/json", timeout=5)
+        _http_answer(response.status_code, response.content)
+
+
+def aiohttp_get(url: str) -> None:
+    import aiohttp
+
+    async def call() -> None:
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/misc/json") as answer:
+            _http_answer(answer.status, await answer.read())
+
+    asyncio.run(call())
+
+
+def urllib3_get(url: str) -> None:
+    import urllib3
+
+    with urllib3.PoolManager() as http:
+        response = http.request("GET", f"{url}/misc/json")
+        _http_answer(response.status, response.data)
+
+
+def tool_call(url: str) -> None:
+    _expect(forecast("Paris"), Forecast)
+
+
+#: client name -> its scenario.
+SCENARIOS: dict[str, Callable[[str], None]] = {
+    "openai-chat": openai_chat,
+    "openai-stream": openai_stream,
+    "openai-embeddings": openai_embeddings,
+    "openai-models": openai_models,
+    "anthropic": anthropic_messages,
+    "ollama": ollama_chat,
+    "genai": genai_generate,
+    "httpx": httpx_get,
+    "httpx2": httpx2_post,
+    "httpx-sse": httpx_sse,
+    "requests": requests_get,
+    "aiohttp": aiohttp_get,
+    "urllib3": urllib3_get,
+    "tool": tool_call,
+}
+
+
+_INFERENCE = ("method", "url", "headers", "body", "endpoint", "model")
+_HTTP = ("test_id", "method", "url", "headers", "payload")
+_HTTP_RESPONSE = ("status", "headers", "body_format", "body", "is_streaming")
+
+
+def _shape(request: tuple[str, ...], response: tuple[str, ...], **kw: Any) -> Shape:
+    return Shape(request, response, **kw)
+
+
+#: What each client's recording holds (checked against the recording made live).
+SHAPES: dict[str, Shape] = {
+    "openai-chat": _shape(_INFERENCE, ("body", "is_streaming"),
+                          type_path="openai.types.chat.chat_completion.ChatCompletion"),
+    "openai-stream": _shape(
+        _INFERENCE, ("body", "is_streaming"), listed=True, streaming=True,
+        type_path="openai.types.chat.chat_completion_chunk.ChatCompletionChunk"),
+    "openai-embeddings": _shape(
+        _INFERENCE, ("body", "is_streaming"),
+        type_path="openai.types.create_embedding_response.CreateEmbeddingResponse"),
+    "openai-models": _shape(_INFERENCE, ("body", "is_streaming"), listed=True,
+                            type_path="openai.types.model.Model"),
+    "anthropic": _shape(_HTTP, _HTTP_RESPONSE),
+    "ollama": _shape(_INFERENCE, ("body", "is_streaming"), type_path="ollama._types.ChatResponse"),
+    "genai": _shape((*_INFERENCE, "provider_metadata"), ("body", "is_streaming")),
+    "httpx": _shape(_HTTP, _HTTP_RESPONSE),
+    "httpx2": _shape(_HTTP, _HTTP_RESPONSE),
+    "httpx-sse": _shape(_HTTP, _HTTP_RESPONSE, listed=True),
+    "requests": _shape(_HTTP, _HTTP_RESPONSE),
+    "aiohttp": _shape(_HTTP, _HTTP_RESPONSE),
+    "urllib3": _shape(_HTTP, _HTTP_RESPONSE),
+    "tool": _shape(("test_id", "provider", "tool_name", "kwargs"),
+                   ("body", "is_streaming", "trusted_types"),
+                   type_path="tests.replay_clients.Forecast"),
+}  # fmt: skip
+
+
+def record_all(url: str, root: Any) -> None:
+    """Record every scenario against the running upstream, one folder per client."""
+    for name, scenario in SCENARIOS.items():
+        with (
+            apirecorder.recording("record", root / name),
+            apirecorder.test_context(TEST_ID),
+        ):
+            scenario(url)

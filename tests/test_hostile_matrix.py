@@ -1,0 +1,136 @@
+"""Each hostile recording through each client that reads recordings, and through the CLI.
+
+A real recording per client is made against the local upstream, which is then stopped; each
+case of ``hostile_cases`` is written in its place, and one child process per client (and per
+CLI command) replays every case under a memory limit, each case under an alarm. The outcome
+that passes: the recorder's own error naming the file (the CLI: an exit code and a message
+naming the file, never a traceback), or, where the file is still a valid recording, the
+client's own answer. A raw exception, a hang, a memory error, a crash or an object of the
+wrong class handed back is a bug of the loader, the serializer or the flow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hostile_cases import Case, hostile_cases
+from tests.hostile_values import RETYPES, WRONG_CLASSES
+from tests.replay_clients import SCENARIOS, SHAPES
+from tests.replay_runner import Matrix, shared_root
+
+CLIENTS = tuple(SCENARIOS)
+CASES: dict[str, list[Case]] = {client: hostile_cases(SHAPES[client]) for client in CLIENTS}
+#: The CLI reads every kind of recording: an SDK stream, a raw HTTP exchange, a tool call.
+CLI_SOURCES = ("openai-stream", "httpx", "tool")
+CLI_COMMANDS = (
+    *("ls", "show", "stats", "verify", "rehash", "diff"),
+    *("normalize", "explain", "rekey", "scan"),
+)
+
+
+@pytest.fixture(scope="session")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
+    """The matrix of this run: the real recordings made once, the outcomes on demand."""
+    made = Matrix(shared_root(tmp_path_factory))
+    made.record()
+    return made
+
+
+def _names_the_file(message: str, path: str) -> bool:
+    return path in message
+
+
+def _explain(line: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in line.items() if k != "path"}, indent=1)[:3000]
+
+
+_BODY_RETYPED = (
+    *(f"response.body {label}" for label in RETYPES),
+    *("response object", "response.body missing", "a list body", "body nested 200 deep"),
+)
+#: What the matrix shows still goes through, by client: a strict xfail each, so a fix is seen.
+KNOWN: dict[str, dict[str, str]] = {
+    "anthropic": dict.fromkeys(
+        (
+            *(c for c in _BODY_RETYPED if c != "response.body object"),
+            *("body nested 900 deep", "body_format json over a string"),
+            "body_format base64 of a huge body",
+        ),
+        "the HTTP layer replays the recorded bytes and the Anthropic SDK hands back whatever "
+        "JSON they hold (or raises json's own error): no class to check at that layer",
+    ),
+    "tool": dict.fromkeys(
+        (
+            *_BODY_RETYPED,
+            *(f"wrong class: {label}" for label in WRONG_CLASSES),
+            *("__type__ null", "__data__ missing"),
+        ),
+        "a tool may return any value: its answer is not checked against its annotation",
+    ),
+}
+
+
+def _param(client: str, case: str) -> Any:
+    reason = KNOWN.get(client, {}).get(case)
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(client, case, id=f"{client}::{case}", marks=marks)
+
+
+@pytest.mark.parametrize(
+    ("client", "case"), [_param(c, case.name) for c in CLIENTS for case in CASES[c]]
+)
+def test_a_hostile_recording_is_refused_by_name_or_replayed_faithfully(
+    matrix: Matrix, client: str, case: str
+) -> None:
+    line = matrix.cases(client, client, CASES[client])[case]
+    assert not line.get("imported_canary"), "a recording made apirecorder import a module"
+    outcome = line["outcome"]
+    if outcome == "recorder":
+        assert _names_the_file(line["message"], line["path"]), _explain(line)
+    elif outcome == "client error":
+        # The client's own error class: right only when the file records an error.
+        assert line["replays_error"], _explain(line)
+    else:
+        assert outcome == "ok", _explain(line)
+
+
+@pytest.mark.parametrize(
+    ("command", "source", "case"),
+    [
+        pytest.param(command, source, case.name, id=f"{command}::{source}::{case.name}")
+        for command in CLI_COMMANDS
+        for source in CLI_SOURCES
+        for case in CASES[source]
+    ],
+)
+def test_the_cli_names_a_hostile_file_and_never_crashes(
+    matrix: Matrix, command: str, source: str, case: str
+) -> None:
+    line = matrix.cases(f"cli:{command}", source, CASES[source])[case]
+    assert line["outcome"] == "exit", _explain(line)
+    assert "Traceback" not in line["output"], _explain(line)
+    assert line["code"] in (0, 1, 2), _explain(line)
+    if line["code"] != 0:
+        # The file, or the folder it was found in (rekey: "no recording under ...").
+        assert str(Path(line["path"]).parent) in line["output"], _explain(line)
+
+
+def test_the_matrix_covers_every_client_with_a_couple_of_hundred_cases() -> None:
+    assert set(SHAPES) == set(SCENARIOS)
+    for client, cases in CASES.items():
+        assert len(cases) >= 150, client
+
+
+def test_each_shape_is_the_shape_of_the_recording_made_live(matrix: Matrix) -> None:
+    for client, shape in SHAPES.items():
+        data = json.loads(matrix.recording_of(client).read_text("utf-8"))
+        assert set(data["request"]) == set(shape.request_keys), client
+        assert set(data["response"]) == set(shape.response_keys), client
+        body = data["response"]["body"]
+        assert isinstance(body, list) == shape.listed, client
+        first = body[0] if isinstance(body, list) else body
+        assert (first.get("__type__", "") if isinstance(first, dict) else "") == shape.type_path
