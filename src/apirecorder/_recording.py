@@ -27,7 +27,6 @@ from ._network import parse_hosts, session_guard
 from ._settings import (
     DIR_ENV,
     HOSTS_UNDER_TEST_ENV,
-    first_set,
     resolve_match_origin,
     resolve_mode,
     resolve_shared_dir,
@@ -116,12 +115,12 @@ def recording(
     recordings match whatever the scheme, host and port of the server.
     """
     resolved = resolve_mode(cli=mode)
-    directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
+    directory = storage_dir if storage_dir not in (None, "") else os.environ.get(DIR_ENV)
     shared = resolve_shared_dir(given=shared_dir)
     storage = (
-        Storage(Path(directory), flat=True, shared=shared)
-        if directory is not None
-        else Storage(Path(root) if root is not None else Path.cwd(), flat=False, shared=shared)
+        Storage(_path(directory), flat=True, shared=shared)
+        if directory
+        else Storage(_path(root) if root is not None else Path.cwd(), flat=False, shared=shared)
     )
     given = {
         "allow_hosts": allow_hosts,
@@ -223,6 +222,12 @@ def _unseen(
         # Only the chain a traceback shows: a wrapper raised ``from None`` hides the miss.
         raised = raised.__cause__ or (None if raised.__suppress_context__ else raised.__context__)
     return next((e for e in engine.misses[before:] if id(e) not in seen), None)
+
+
+def _path(value: str | os.PathLike[str]) -> Path:
+    # The pytest plugin passes a Path for every test's block: building another costs more
+    # than the rest of the storage set-up.
+    return value if isinstance(value, Path) else Path(value)
 
 
 def _names(value: str | Sequence[str]) -> tuple[str, ...]:
