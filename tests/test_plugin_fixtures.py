@@ -185,3 +185,73 @@ def test_a_narrower_config_fixture_is_left_to_the_tests(
     # The test ran live (its config); the module fixture recorded (the ini's mode).
     recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
     assert [r["test_id"] for r in recordings] == ["test_narrow.py::answer"]
+
+
+def test_a_tests_block_spans_its_own_fixtures_and_no_wider_teardown(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makeini("[pytest]\napirecorder_mode = record\n")
+    pytester.makeconftest(CLIENT)
+    pytester.makepyfile(
+        test_span="""
+        import pytest
+        from conftest import ask
+
+        @pytest.fixture(scope="module")
+        def unmarked_only():
+            yield
+            # Torn down after the marked test below, once its block has closed: live.
+            assert ask("module teardown") == "Echo: module teardown"
+
+        def test_unmarked(unmarked_only):
+            pass
+
+        @pytest.fixture
+        def function_answer():
+            yield ask("function set-up")
+            assert ask("function teardown") == "Echo: function teardown"
+
+        @pytest.mark.apirecorder
+        def test_marked(function_answer):
+            assert function_answer == "Echo: function set-up"
+            assert ask("the test") == "Echo: the test"
+        """
+    )
+    _run(pytester).assert_outcomes(passed=2)
+    assert len(env_upstream.requests_to("/v1/chat/completions")) == 4
+    recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
+    assert sorted(
+        (r["test_id"], r["request"]["body"]["messages"][0]["content"]) for r in recordings
+    ) == [
+        ("test_span.py::test_marked", "function set-up"),
+        ("test_span.py::test_marked", "function teardown"),
+        ("test_span.py::test_marked", "the test"),
+    ]
+
+
+def test_a_function_scoped_config_shares_the_fixtures_it_needs_with_the_test(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makepyfile(
+        test_config="""
+        import pytest
+
+        @pytest.fixture
+        def apirecorder_config(tmp_path):
+            return {"mode": "record", "storage_dir": str(tmp_path / "recordings")}
+
+        @pytest.mark.apirecorder
+        def test_with_the_fixture(tmp_path, apirecorder):
+            # One tmp_path, set up before the block that the config configures.
+            assert apirecorder.mode.value == "record"
+            assert apirecorder.storage_dir == tmp_path / "recordings"
+
+        @pytest.mark.apirecorder
+        def test_without_fixtures():
+            pass
+
+        def test_unmarked(apirecorder_config, tmp_path):
+            assert apirecorder_config["storage_dir"] == str(tmp_path / "recordings")
+        """
+    )
+    _run(pytester).assert_outcomes(passed=3)

@@ -126,6 +126,8 @@ class ApiRecorderPlugin:
         # Mark object for all its tests, so its settings are merged once.
         self._settings_of: dict[tuple[int, ...], tuple[Any, tuple[Mode, Path | None, Any]]] = {}
         self._checked: dict[int, pytest.Mark] = {}
+        #: Node -> what its tests' apirecorder_config needs (see _config_needs).
+        self._config_needs: dict[Any, frozenset[str] | None] = {}
         #: (storage root, layout, shared folder, test file) -> the folders its tests search.
         self._folders_of: dict[tuple[Path, bool, Path | None, str], tuple[Path, ...]] = {}
         self.used: set[Path] = set()
@@ -312,10 +314,37 @@ class ApiRecorderPlugin:
 
     # -- a test's block -----------------------------------------------------------------
     # Hooks open and close it, not an autouse fixture: pytest's machinery for one more
-    # function-scoped fixture costs more per test than the block itself. It opens before the
-    # first function-scoped fixture is set up (every wider one is set up by then) or at the
-    # end of set-up, and closes after the test's last function-scoped fixture is torn down,
-    # before any wider one (a finalizer of the test's own node).
+    # fixture costs more per test than the block itself. It opens before the first
+    # function-scoped fixture is set up (every wider one is set up by then) or at the end of
+    # set-up, and closes after the test's last function-scoped fixture is torn down, before
+    # any wider one (a finalizer of the test's own node).
+    def _config_needs_of(self, item: Any) -> frozenset[str] | None:
+        """None when the test sees no override of apirecorder_config (its value is then
+        ``{}``, and no fixture is set up for it), else the fixtures the override needs.
+
+        pytest has no public way to ask which definition of a fixture a test would get; the
+        answer depends only on the test's parent, so it is looked up once per parent.
+        """
+        parent = item.parent
+        if parent in self._config_needs:
+            return self._config_needs[parent]
+        try:
+            manager = item.session._fixturemanager
+            defs = manager.getfixturedefs(CONFIG_FIXTURE, item)
+            needs: frozenset[str] | None = None
+            if defs and len(defs) > 1:  # the plugin's own, and an override
+                needs = _needed_by(manager, item, defs[-1])
+        except Exception:  # pytest changed: ask for the fixture's value in every test
+            needs = frozenset()
+        self._config_needs[parent] = needs
+        return needs
+
+    def _config_value(self, item: Any, request: Any) -> Any:
+        if self._config_needs_of(item) is None:
+            return None
+        request = request if request is not None else getattr(item, "_request", None)
+        return request.getfixturevalue(CONFIG_FIXTURE) if request is not None else None
+
     def _waiting(self, item: Any) -> bool:
         """True while a test that records or replays has no block open yet."""
         if _BLOCK in item.stash:
@@ -349,7 +378,10 @@ class ApiRecorderPlugin:
         """Open the block of a test with no function-scoped fixture once set-up is done."""
         yield
         if self._waiting(item):
-            self._open_test(item, getattr(item, "funcargs", {}).get(CONFIG_FIXTURE))
+            config_options = self._config_value(item, None)
+            # A function-scoped apirecorder_config opens the block itself, right after it.
+            if self._waiting(item):
+                self._open_test(item, config_options)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -359,7 +391,7 @@ class ApiRecorderPlugin:
             yield
 
     @pytest.fixture
-    def apirecorder(self, request: pytest.FixtureRequest, apirecorder_config: Any) -> Session:
+    def apirecorder(self, request: pytest.FixtureRequest) -> Session:
         """The active recording session of this test (mode, storage folder, options)."""
         block: _TestBlock | None = request.node.stash.get(_BLOCK, None)
         assert block is not None, "the apirecorder fixture's block was not opened"
@@ -390,11 +422,14 @@ class ApiRecorderPlugin:
                 # A function-scoped apirecorder_config (and what it needs) is set up first,
                 # outside the block its value configures.
                 result = yield
-                self._open_test(item, result)
+                if self._waiting(item):
+                    self._open_test(item, result)
                 return result
-            funcargs = getattr(item, "funcargs", {})
-            if CONFIG_FIXTURE in funcargs:
-                self._open_test(item, funcargs[CONFIG_FIXTURE])
+            needs = self._config_needs_of(item)
+            if needs is None or fixturedef.argname not in needs:
+                config_options = self._config_value(item, request)
+                if self._waiting(item):
+                    self._open_test(item, config_options)
             return (yield)
         if not self.wants_fixture(fixturedef, request):
             return (yield)
@@ -520,14 +555,25 @@ def apirecorder_server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]
         yield server
 
 
-# Autouse, so that every test's fixture closure holds the closest override of it and its
-# value is set up before the test's block opens; at session scope it costs a cache look-up
-# per test.
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def apirecorder_config() -> dict[str, Any]:
     """Settings in code: override it in a conftest, module or class and return the marker's
     options (mode, storage_dir, ignore_hosts, ignore_fields...) as a dict."""
     return {}
+
+
+def _needed_by(manager: Any, item: Any, fixturedef: Any) -> frozenset[str]:
+    """The fixtures ``fixturedef`` needs, directly or through others."""
+    needs: set[str] = set()
+    todo = list(fixturedef.argnames)
+    while todo:
+        name = todo.pop()
+        if name in needs:
+            continue
+        needs.add(name)
+        for found in manager.getfixturedefs(name, item) or ():
+            todo.extend(found.argnames)
+    return frozenset(needs)
 
 
 def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
