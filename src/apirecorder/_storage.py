@@ -293,6 +293,14 @@ def _model_list_names(folder: Path) -> tuple[str, ...]:
     return names
 
 
+def _absolute(path: Path) -> Path:
+    # The pytest plugin opens a Storage per test, with a root that is absolute already:
+    # building a second Path of it costs more than the rest of the set-up.
+    text = os.fspath(path)
+    absolute = os.path.abspath(text)
+    return path if absolute == text and isinstance(path, Path) else Path(absolute)
+
+
 @dataclass
 class Storage:
     """Maps request hashes and test ids to recording files, in one of the two layouts."""
@@ -309,9 +317,9 @@ class Storage:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.root = Path(os.path.abspath(self.root))
+        self.root = _absolute(self.root)
         if self.shared is not None:
-            self.shared = Path(os.path.abspath(self.shared))
+            self.shared = _absolute(self.shared)
 
     @property
     def shared_dir(self) -> Path:
