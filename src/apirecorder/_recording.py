@@ -23,7 +23,7 @@ from ._exceptions import ApiRecorderError, raise_surfaced, surfaced
 from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
-from ._network import parse_hosts, session_guard
+from ._network import parse_hosts, patches_kept, session_guard
 from ._settings import (
     DIR_ENV,
     HOSTS_UNDER_TEST_ENV,
@@ -277,12 +277,14 @@ def interceptors_kept() -> Iterator[None]:
 
     The pytest plugin enters it once its first test records or replays, so the patches are
     made once per run instead of once per test; between tests they pass every call through.
+    The network guard's patches (``block_network=True``) are kept the same way.
     """
     global _kept
     with _state_lock:
         already, _kept = _kept, True
     try:
-        yield
+        with patches_kept():
+            yield
     finally:
         with _state_lock:
             _kept = already
