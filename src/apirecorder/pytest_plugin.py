@@ -93,7 +93,7 @@ class _DebugToStderr(logging.Handler):
             sys.stderr.write(self.format(record) + "\n")
 
 
-@dataclass
+@dataclass(slots=True)
 class _TestBlock:
     """A test's open recording block: closed by a finalizer of the test's own node."""
 
@@ -117,6 +117,8 @@ class ApiRecorderPlugin:
         self.rootdir = config.rootpath
         #: Test ids are relative to this folder, which is also the root of the co-located layout.
         self.root, self.pinned = anchor_of_test_ids(config)
+        # Asked several times per test: compared once.
+        self._ids_are_node_ids = self.root == self.rootdir
         # A miss names the command that records it, from the folder pytest was started in.
         self._commands = ExitStack()
         self._commands.enter_context(test_ids_rooted_at(self.root))
@@ -154,7 +156,7 @@ class ApiRecorderPlugin:
     # -- test ids ---------------------------------------------------------------------
     def test_id(self, nodeid: str) -> str:
         """The test id of a pytest node id: its file part taken from :attr:`root`."""
-        if self.root == self.rootdir:
+        if self._ids_are_node_ids:
             return nodeid
         file_part, sep, tail = nodeid.partition("::")
         relative = os.path.relpath(os.path.normpath(self.rootdir / file_part), self.root)
