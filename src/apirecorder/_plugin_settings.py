@@ -212,6 +212,21 @@ def check_marker(marker: pytest.Mark) -> None:
         pytest.fail(problem, pytrace=False)
 
 
+def fixtures_needed_by(manager: Any, item: Any, fixturedef: Any) -> frozenset[str]:
+    """The fixtures ``fixturedef`` needs for ``item``, directly or through others (through
+    pytest's fixture manager: the plugin's look-up of an ``apirecorder_config`` override)."""
+    needs: set[str] = set()
+    todo = list(fixturedef.argnames)
+    while todo:
+        name = todo.pop()
+        if name in needs:
+            continue
+        needs.add(name)
+        for found in manager.getfixturedefs(name, item) or ():
+            todo.extend(found.argnames)
+    return frozenset(needs)
+
+
 def problem_of(check: Any, *args: Any) -> str:
     # The message of a ValueError, so the failure is raised outside the except block and
     # shows without "During handling of the above exception".

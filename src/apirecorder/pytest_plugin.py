@@ -44,6 +44,7 @@ from ._plugin_settings import (
     add_options,
     anchor_of_test_ids,
     check_marker,
+    fixtures_needed_by,
     problem_of,
     security_options,
 )
@@ -335,7 +336,7 @@ class ApiRecorderPlugin:
             defs = manager.getfixturedefs(CONFIG_FIXTURE, item)
             needs: frozenset[str] | None = None
             if defs and len(defs) > 1:  # the plugin's own, and an override
-                needs = _needed_by(manager, item, defs[-1])
+                needs = fixtures_needed_by(manager, item, defs[-1])
         except Exception:  # pytest changed: ask for the fixture's value in every test
             needs = frozenset()
         self._config_needs[parent] = needs
@@ -562,20 +563,6 @@ def apirecorder_config() -> dict[str, Any]:
     """Settings in code: override it in a conftest, module or class and return the marker's
     options (mode, storage_dir, ignore_hosts, ignore_fields...) as a dict."""
     return {}
-
-
-def _needed_by(manager: Any, item: Any, fixturedef: Any) -> frozenset[str]:
-    """The fixtures ``fixturedef`` needs, directly or through others."""
-    needs: set[str] = set()
-    todo = list(fixturedef.argnames)
-    while todo:
-        name = todo.pop()
-        if name in needs:
-            continue
-        needs.add(name)
-        for found in manager.getfixturedefs(name, item) or ():
-            todo.extend(found.argnames)
-    return frozenset(needs)
 
 
 def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
