@@ -342,7 +342,7 @@ def cost_table(measurements: list[Measurement]) -> list[str]:
         for name, value in block.medians.items():
             label = (
                 "per test: entering and leaving `recording()` + `test_context()` (mode, "
-                "storage folders, policies) and the fixture's ledger bookkeeping, in process"
+                "storage folders, policies) and the plugin's ledger bookkeeping, in process"
             )
             if name != "recording + test_context":
                 label = "per test: the same with `block_network=True` (the network guard)"
@@ -456,7 +456,7 @@ def _suite_rows(suite: Measurement) -> list[list[str]]:
         )
         rows.append(
             [
-                f"{variant}: per test, the plugin's fixture and hooks (the rest of the "
+                f"{variant}: per test, the plugin's hooks and block (the rest of the "
                 f"difference over {tests - 1:,} tests, CPU)",
                 _per_test(suite.extra[f"{variant} per test"]),
                 f"pytest's own per test: {human_time(suite.extra['pytest per test'])} "

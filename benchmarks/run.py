@@ -221,9 +221,11 @@ def cost_explained(measurements: list[Measurement]) -> list[str]:
                 if before
                 else ""
             )
-            + ". Per test, the fixture resolves the marker against settings read once per run, "
-            "opens `recording()` (storage folders cached per test file, checked for symlinks "
-            "with one lstat per folder) and `test_context()`, and keeps the ledger."
+            + ". Per test, the plugin's hooks (no fixture: pytest's machinery for one costs "
+            "more than the block) merge the markers into settings read once per run, open "
+            "`recording()` and `test_context()` before the test's first function-scoped "
+            "fixture, and close them after its last, keeping the ledger (the folders a test "
+            "file's tests search are worked out once per file)."
         )
     elif new:
         reasons.append(
@@ -234,7 +236,7 @@ def cost_explained(measurements: list[Measurement]) -> list[str]:
     reasons.append(
         "Per test by difference: the CPU time left once the 1-test suite's difference "
         "(start-up) is taken out, spread over the other tests; it includes pytest's own work "
-        "for one more autouse fixture. "
+        "for the plugin's hooks. "
         + (
             f"The rounds of one variant differ by up to {human_time(spread)} per test, "
             "which is how precise these rows are. "

@@ -24,6 +24,7 @@ import requests
 
 import apirecorder
 from apirecorder import NetworkBlockedError
+from apirecorder._network import patches_kept
 from tests.upstream import Upstream
 
 pytest_plugins = ["pytester"]
@@ -155,6 +156,20 @@ def test_patches_are_undone_after_the_block() -> None:
     assert (socket.socket.connect, socket.create_connection, socket.getaddrinfo) == originals
     assert "connect" not in vars(socket.socket)
     assert _attempt() == "attempted"
+
+
+def test_kept_patches_stay_between_blocks_and_pass_lookups_through() -> None:
+    originals = (socket.getaddrinfo, socket.gethostbyname)
+    with patches_kept():  # as the pytest plugin keeps them, one block per test
+        with pytest.raises(NetworkBlockedError), apirecorder.block_network():
+            socket.getaddrinfo("api.example.com", 443)
+        kept = socket.getaddrinfo
+        assert kept is not originals[0]
+        assert socket.getaddrinfo("localhost", 80)  # no block open: not refused
+        with pytest.raises(NetworkBlockedError), apirecorder.block_network():
+            socket.getaddrinfo("api.example.com", 443)
+        assert socket.getaddrinfo is kept
+    assert (socket.getaddrinfo, socket.gethostbyname) == originals
 
 
 def test_loopback_stays_reachable(upstream: Upstream) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +71,21 @@ def test_second(module_answer):
 def test_third(session_answer):
     assert session_answer == "Echo: asked once per session"
 """
+
+
+def _recording_project(pytester: pytest.Pytester, **test_files: str) -> None:
+    """A project in record mode (from its ini file) whose test files get ``pytest`` and
+    ``ask`` imported."""
+    pytester.makeini("[pytest]\napirecorder_mode = record\n")
+    pytester.makeconftest(CLIENT)
+    header = "import pytest\nfrom conftest import ask\n"
+    pytester.makepyfile(
+        **{name: header + textwrap.dedent(source) for name, source in test_files.items()}
+    )
+
+
+def _recorded(pytester: pytest.Pytester) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
 
 
 def _suite(pytester: pytest.Pytester) -> Path:
@@ -150,8 +167,7 @@ def only_for_unmarked():
         """
     )
     _run(pytester, "--apirecorder-mode=record").assert_outcomes(passed=3)
-    recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
-    assert sorted(r["test_id"] for r in recordings) == [
+    assert sorted(r["test_id"] for r in _recorded(pytester)) == [
         "test_params.py::sized[large]",
         "test_params.py::sized[small]",
     ]
@@ -160,13 +176,9 @@ def only_for_unmarked():
 def test_a_narrower_config_fixture_is_left_to_the_tests(
     pytester: pytest.Pytester, env_upstream: Upstream
 ) -> None:
-    pytester.makeini("[pytest]\napirecorder_mode = record\n")
-    pytester.makeconftest(CLIENT)
-    pytester.makepyfile(
+    _recording_project(
+        pytester,
         test_narrow="""
-        import pytest
-        from conftest import ask
-
         pytestmark = pytest.mark.apirecorder
 
         @pytest.fixture
@@ -179,9 +191,73 @@ def test_a_narrower_config_fixture_is_left_to_the_tests(
 
         def test_it(answer):
             assert ask("from the test") == "Echo: from the test"
-        """
+        """,
     )
     _run(pytester).assert_outcomes(passed=1)
     # The test ran live (its config); the module fixture recorded (the ini's mode).
-    recordings = [json.loads(p.read_text()) for p in pytester.path.glob("recordings/*.json")]
-    assert [r["test_id"] for r in recordings] == ["test_narrow.py::answer"]
+    assert [r["test_id"] for r in _recorded(pytester)] == ["test_narrow.py::answer"]
+
+
+def test_a_tests_block_spans_its_own_fixtures_and_no_wider_teardown(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    _recording_project(
+        pytester,
+        test_span="""
+        @pytest.fixture(scope="module")
+        def unmarked_only():
+            yield
+            # Torn down after the marked test below, once its block has closed: live.
+            assert ask("module teardown") == "Echo: module teardown"
+
+        def test_unmarked(unmarked_only):
+            pass
+
+        @pytest.fixture
+        def function_answer():
+            yield ask("function set-up")
+            assert ask("function teardown") == "Echo: function teardown"
+
+        @pytest.mark.apirecorder
+        def test_marked(function_answer):
+            assert function_answer == "Echo: function set-up"
+            assert ask("the test") == "Echo: the test"
+        """,
+    )
+    _run(pytester).assert_outcomes(passed=2)
+    assert len(env_upstream.requests_to("/v1/chat/completions")) == 4
+    assert sorted(
+        (r["test_id"], r["request"]["body"]["messages"][0]["content"]) for r in _recorded(pytester)
+    ) == [
+        ("test_span.py::test_marked", "function set-up"),
+        ("test_span.py::test_marked", "function teardown"),
+        ("test_span.py::test_marked", "the test"),
+    ]
+
+
+def test_a_function_scoped_config_shares_the_fixtures_it_needs_with_the_test(
+    pytester: pytest.Pytester, env_upstream: Upstream
+) -> None:
+    pytester.makepyfile(
+        test_config="""
+        import pytest
+
+        @pytest.fixture
+        def apirecorder_config(tmp_path):
+            return {"mode": "record", "storage_dir": str(tmp_path / "recordings")}
+
+        @pytest.mark.apirecorder
+        def test_with_the_fixture(tmp_path, apirecorder):
+            # One tmp_path, set up before the block that the config configures.
+            assert apirecorder.mode.value == "record"
+            assert apirecorder.storage_dir == tmp_path / "recordings"
+
+        @pytest.mark.apirecorder
+        def test_without_fixtures():
+            pass
+
+        def test_unmarked(apirecorder_config, tmp_path):
+            assert apirecorder_config["storage_dir"] == str(tmp_path / "recordings")
+        """
+    )
+    _run(pytester).assert_outcomes(passed=3)

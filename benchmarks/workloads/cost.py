@@ -232,15 +232,23 @@ def block_measurement(workdir: Path, sizes: Sizes) -> Measurement:
         def run() -> None:
             used: set[Path] = set()
             folders: set[Path] = set()
+            folders_of: dict[str, tuple[Path, ...]] = {}
             with interceptors_kept():  # as the plugin: installed once per run
                 for test_id in ids:
                     with (
-                        apirecorder.recording(mode="replay", root=root, **options) as session,
+                        apirecorder.recording(
+                            mode="replay", root=root, process_wide=True, **options
+                        ) as session,
                         apirecorder.test_context(test_id),
                     ):
-                        # The plugin's fixture keeps this for the unused-recordings ledger.
+                        # The plugin keeps this for the unused-recordings ledger, the
+                        # folders worked out once per test file.
                         used |= session.storage.used
-                        folders.update(session.storage.dirs_for(test_id))
+                        test_file = test_id.partition("::")[0]
+                        dirs = folders_of.get(test_file)
+                        if dirs is None:
+                            dirs = folders_of[test_file] = session.storage.dirs_for(test_id)
+                        folders.update(dirs)
 
         return run
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._diagnostics import recording_kind, recording_test_id
 from ._exceptions import ApiRecorderError
 from ._redaction import Redactor
 from ._storage import Recording, is_model_list, json_files_in, load_recording
@@ -163,6 +162,8 @@ class UnusedRecording:
 
 def _shared(request: dict[str, Any], test_id: str | None) -> bool:
     # Any test may read these: their hash leaves the test id out, or they have none.
+    from ._diagnostics import recording_kind
+
     return (
         test_id is None
         or "::" not in test_id
@@ -175,6 +176,10 @@ def _recordings_in(
     folders: Iterable[str], skipped: set[str]
 ) -> Iterator[tuple[Path, Recording, str | None]]:
     """Each readable recording in ``folders`` not in ``skipped`` (absolute paths), its test id."""
+    # The miss explanations' module, only once there is a recording to look at: the plugin
+    # imports this module at start-up, and a run that searched empty folders never needs it.
+    from ._diagnostics import recording_test_id
+
     for path in json_files_in(folders):
         if os.path.abspath(path) in skipped:
             continue

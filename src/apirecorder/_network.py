@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from ._recorder import Session
 
-__all__ = ["NetworkGuard", "block_network", "network_guard_for", "parse_hosts"]
+__all__ = ["NetworkGuard", "block_network", "network_guard_for", "parse_hosts", "patches_kept"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 #: Ports of name resolvers: a resolver on loopback forwards the question to the network.
@@ -189,6 +189,8 @@ class _Blocks:
 
     open: list[NetworkGuard] = field(default_factory=list)
     patches: ExitStack | None = None
+    #: Inside :func:`patches_kept`: the patches stay installed when the last block closes.
+    kept: bool = False
     hooked: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -352,9 +354,30 @@ def _close(guard: NetworkGuard) -> None:
     with _BLOCKS.lock:
         guard.active = False
         _BLOCKS.open.remove(guard)
-        if not _BLOCKS.open and _BLOCKS.patches is not None:
-            patches, _BLOCKS.patches = _BLOCKS.patches, None
-            patches.close()
+        _uninstall_if_idle()
+
+
+def _uninstall_if_idle() -> None:
+    if not _BLOCKS.open and not _BLOCKS.kept and _BLOCKS.patches is not None:
+        patches, _BLOCKS.patches = _BLOCKS.patches, None
+        patches.close()
+
+
+@contextmanager
+def patches_kept() -> Iterator[None]:
+    """Leave the resolver patches installed between blocks inside this one.
+
+    The pytest plugin opens a block per test: installing and removing the patches each time
+    cost more than the rest of the block. With no block open they pass every look-up through.
+    """
+    with _BLOCKS.lock:
+        already, _BLOCKS.kept = _BLOCKS.kept, True
+    try:
+        yield
+    finally:
+        with _BLOCKS.lock:
+            _BLOCKS.kept = already
+            _uninstall_if_idle()
 
 
 @contextmanager

@@ -8,6 +8,7 @@ object and the fixtures, and calls these.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,55 @@ def add_options(parser: pytest.Parser) -> None:
 INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
 
 
-def checked_ini(config: pytest.Config) -> dict[str, Any]:
-    """The plugin's ini values and the mode from the environment, read once: a bad value is
-    one usage error at start-up, not a failure in every test."""
+@dataclass(frozen=True)
+class RunSettings:
+    """What the command line, the ini file and ``$APIRECORDER_MODE`` say: the same for every
+    test of a run, so read (and checked) once, when the plugin starts."""
+
+    cli_mode: str | None
+    ini_mode: str | None
+    cli_dir: str | None
+    ini_dir: str | None
+    ini_shared_dir: str | None
+    ini_match_origin: str
+    autouse: bool
+    #: ``ignore_hosts``, ``hosts_under_test`` and ``ignore_fields``: those the ini file sets.
+    ini_lists: dict[str, list[str]]
+    tools: tuple[str, ...]
+    cli_block: bool
+    ini_block: bool
+    ini_allow_hosts: tuple[str, ...]
+    cli_allow_hosts: tuple[str, ...]
+    #: The redaction options the ini file sets.
+    redaction: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> RunSettings:
+        """Read the settings; a bad value is one usage error at start-up, not a failure in
+        every test."""
+        from ._network import parse_hosts
+
+        ini = _checked_ini(config)
+        redaction = {name: list(config.getini(f"apirecorder_{name}")) for name in REDACTION_OPTIONS}
+        return cls(
+            cli_mode=config.getoption("apirecorder_mode"),
+            ini_mode=ini["mode"],
+            cli_dir=config.getoption("apirecorder_dir"),
+            ini_dir=config.getini("apirecorder_dir") or None,
+            ini_shared_dir=config.getini("apirecorder_shared_dir") or None,
+            ini_match_origin=config.getini("apirecorder_match_origin"),
+            autouse=bool(ini["autouse"]),
+            ini_lists={name: list(ini[name]) for name in INI_LISTS if ini[name]},
+            tools=tuple(config.getini("apirecorder_patch_tools")),
+            cli_block=bool(config.getoption("apirecorder_block_network")),
+            ini_block=bool(config.getini("apirecorder_block_network")),
+            ini_allow_hosts=tuple(config.getini("apirecorder_allow_hosts")),
+            cli_allow_hosts=parse_hosts(config.getoption("apirecorder_allow_hosts")),
+            redaction={name: value for name, value in redaction.items() if value},
+        )
+
+
+def _checked_ini(config: pytest.Config) -> dict[str, Any]:
     # A misspelt key is pytest's own warning ("Unknown config option"), an error with
     # --strict-config; the values are checked here.
     values: dict[str, Any] = {}
@@ -165,6 +212,21 @@ def check_marker(marker: pytest.Mark) -> None:
         pytest.fail(problem, pytrace=False)
 
 
+def fixtures_needed_by(manager: Any, item: Any, fixturedef: Any) -> frozenset[str]:
+    """The fixtures ``fixturedef`` needs for ``item``, directly or through others (through
+    pytest's fixture manager: the plugin's look-up of an ``apirecorder_config`` override)."""
+    needs: set[str] = set()
+    todo = list(fixturedef.argnames)
+    while todo:
+        name = todo.pop()
+        if name in needs:
+            continue
+        needs.add(name)
+        for found in manager.getfixturedefs(name, item) or ():
+            todo.extend(found.argnames)
+    return frozenset(needs)
+
+
 def problem_of(check: Any, *args: Any) -> str:
     # The message of a ValueError, so the failure is raised outside the except block and
     # shows without "During handling of the above exception".
@@ -224,7 +286,7 @@ def _listed(value: Any) -> list[Any]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str, Any]:
+def security_options(run: RunSettings, options: dict[str, Any]) -> dict[str, Any]:
     """A test's marker options completed with the network and redaction settings.
 
     ``block_network``: command line, else marker, else ini. Allowed hosts and redaction
@@ -233,21 +295,15 @@ def security_options(config: pytest.Config, options: dict[str, Any]) -> dict[str
     from ._network import parse_hosts
 
     merged = dict(options)
-    cli_block = bool(config.getoption("apirecorder_block_network"))
-    ini_block = bool(config.getini("apirecorder_block_network"))
-    if cli_block or ("block_network" not in merged and ini_block):
+    if run.cli_block or ("block_network" not in merged and run.ini_block):
         merged["block_network"] = True
-    hosts = parse_hosts(
-        [
-            *config.getini("apirecorder_allow_hosts"),
-            *parse_hosts(merged.get("allow_hosts")),
-            *parse_hosts(config.getoption("apirecorder_allow_hosts")),
-        ]
-    )
-    if hosts:
-        merged["allow_hosts"] = hosts
-    for name in REDACTION_OPTIONS:
-        from_ini = config.getini(f"apirecorder_{name}")
-        if from_ini:
-            merged[name] = [*from_ini, *_listed(merged.get(name))]
+    marker_hosts = merged.get("allow_hosts")
+    if run.ini_allow_hosts or run.cli_allow_hosts or marker_hosts:
+        hosts = parse_hosts(
+            [*run.ini_allow_hosts, *parse_hosts(marker_hosts), *run.cli_allow_hosts]
+        )
+        if hosts:
+            merged["allow_hosts"] = hosts
+    for name, from_ini in run.redaction.items():
+        merged[name] = [*from_ini, *_listed(merged.get(name))]
     return merged

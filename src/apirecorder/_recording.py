@@ -23,11 +23,10 @@ from ._exceptions import ApiRecorderError, raise_surfaced, surfaced
 from ._hashing import BodyNormalizer
 from ._interceptors import install_all
 from ._modes import Mode
-from ._network import parse_hosts, session_guard
+from ._network import parse_hosts, patches_kept, session_guard
 from ._settings import (
     DIR_ENV,
     HOSTS_UNDER_TEST_ENV,
-    first_set,
     resolve_match_origin,
     resolve_mode,
     resolve_shared_dir,
@@ -116,12 +115,12 @@ def recording(
     recordings match whatever the scheme, host and port of the server.
     """
     resolved = resolve_mode(cli=mode)
-    directory = first_set(storage_dir, os.environ.get(DIR_ENV), default=None)
+    directory = storage_dir if storage_dir not in (None, "") else os.environ.get(DIR_ENV)
     shared = resolve_shared_dir(given=shared_dir)
     storage = (
-        Storage(Path(directory), flat=True, shared=shared)
-        if directory is not None
-        else Storage(Path(root) if root is not None else Path.cwd(), flat=False, shared=shared)
+        Storage(_path(directory), flat=True, shared=shared)
+        if directory
+        else Storage(_path(root) if root is not None else Path.cwd(), flat=False, shared=shared)
     )
     given = {
         "allow_hosts": allow_hosts,
@@ -225,6 +224,12 @@ def _unseen(
     return next((e for e in engine.misses[before:] if id(e) not in seen), None)
 
 
+def _path(value: str | os.PathLike[str]) -> Path:
+    # The pytest plugin passes a Path for every test's block: building another costs more
+    # than the rest of the storage set-up.
+    return value if isinstance(value, Path) else Path(value)
+
+
 def _names(value: str | Sequence[str]) -> tuple[str, ...]:
     # A single name is a common slip for a one-item list; never split it into characters.
     return (value,) if isinstance(value, str) else tuple(value)
@@ -272,12 +277,14 @@ def interceptors_kept() -> Iterator[None]:
 
     The pytest plugin enters it once its first test records or replays, so the patches are
     made once per run instead of once per test; between tests they pass every call through.
+    The network guard's patches (``block_network=True``) are kept the same way.
     """
     global _kept
     with _state_lock:
         already, _kept = _kept, True
     try:
-        yield
+        with patches_kept():
+            yield
     finally:
         with _state_lock:
             _kept = already

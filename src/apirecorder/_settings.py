@@ -123,8 +123,12 @@ def resolve_mode(
     environ: Mapping[str, str] | None = None,
 ) -> Mode:
     """The mode by precedence; the default is replay, so CI never records by accident."""
-    env = os.environ if environ is None else environ
-    return parse_mode(first_set(cli, marker, config, ini, env.get(MODE_ENV), default=Mode.REPLAY))
+    given = first_set(cli, marker, config, ini, default=None)
+    if given is None:
+        # Read only when nothing above it is set: recording() opens one block per test.
+        env = os.environ if environ is None else environ
+        given = first_set(env.get(MODE_ENV), default=Mode.REPLAY)
+    return parse_mode(given)
 
 
 def resolve_storage_dir(

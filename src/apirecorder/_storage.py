@@ -275,19 +275,6 @@ _index_lock = threading.Lock()
 _SETTLE_NS = 2_000_000_000
 
 
-def _absolute(path: Path | str) -> Path:
-    # A relative path depends on the current folder, which a run may change: only an
-    # absolute one is remembered.
-    if not os.path.isabs(path):
-        return Path(os.path.abspath(path))
-    return _normalized(path)
-
-
-@functools.lru_cache(maxsize=256)
-def _normalized(path: Path | str) -> Path:
-    return Path(os.path.abspath(path))
-
-
 @functools.lru_cache(maxsize=256)
 def _child(folder: Path, name: str) -> Path:
     return folder / name
@@ -348,6 +335,14 @@ def _model_list_names(folder: Path) -> tuple[str, ...]:
     return names
 
 
+def _absolute(path: Path) -> Path:
+    # The pytest plugin opens a Storage per test, with a root that is absolute already:
+    # building a second Path of it costs more than the rest of the set-up.
+    text = os.fspath(path)
+    absolute = os.path.abspath(text)
+    return path if absolute == text and isinstance(path, Path) else Path(absolute)
+
+
 @dataclass
 class Storage:
     """Maps request hashes and test ids to recording files, in one of the two layouts."""
@@ -366,7 +361,7 @@ class Storage:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        # A storage is made for every test: the same few roots, made absolute once a run.
+        # A storage is made for every test: its shared folder is worked out once, here.
         self.root = _absolute(self.root)
         if self.shared is not None:
             self.shared = _absolute(self.shared)

@@ -13,8 +13,9 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +40,11 @@ from ._ledger import (
 )
 from ._modes import Mode
 from ._plugin_settings import (
-    INI_LISTS,
+    RunSettings,
     add_options,
     anchor_of_test_ids,
     check_marker,
-    checked_ini,
+    fixtures_needed_by,
     problem_of,
     security_options,
 )
@@ -67,7 +68,7 @@ __all__ = ["ApiRecorderPlugin"]
 MARKER = "apirecorder"
 CONFIG_FIXTURE = "apirecorder_config"
 #: The plugin's own fixtures: never wrapped in a recording block themselves.
-OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "_apirecorder_autouse", "apirecorder_server"})
+OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "apirecorder_server"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,20 +94,45 @@ class _DebugToStderr(logging.Handler):
             sys.stderr.write(self.format(record) + "\n")
 
 
+@dataclass(slots=True)
+class _TestBlock:
+    """A test's open recording block: closed by a finalizer of the test's own node."""
+
+    stack: ExitStack
+    session: Session
+    test_id: str
+
+
+#: A test's block while it is open; None once the test is known not to record or replay.
+_BLOCK = pytest.StashKey["_TestBlock | None"]()
+
+
 class ApiRecorderPlugin:
     """Session state of the plugin: resolved settings and the recordings each test used."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.ini = checked_ini(config)
+        #: The command line and the ini file, read once: per test only markers are merged in.
+        self.settings = RunSettings.of(config)
         #: pytest's rootdir: relative marker, config-fixture and ini folders start here.
         self.rootdir = config.rootpath
         #: Test ids are relative to this folder, which is also the root of the co-located layout.
         self.root, self.pinned = anchor_of_test_ids(config)
+        # Asked several times per test: compared once.
+        self._ids_are_node_ids = self.root == self.rootdir
         # A miss names the command that records it, from the folder pytest was started in.
         self._commands = ExitStack()
         self._commands.enter_context(test_ids_rooted_at(self.root))
-        self.autouse = bool(self.ini["autouse"])
+        self.autouse = self.settings.autouse
+        # Markers and their settings, by the identity of a node's apirecorder markers (the
+        # markers kept in the value, so an id is never reused): a module's pytestmark is one
+        # Mark object for all its tests, so its settings are merged once.
+        self._settings_of: dict[tuple[int, ...], tuple[Any, tuple[Mode, Path | None, Any]]] = {}
+        self._checked: dict[int, pytest.Mark] = {}
+        #: Node -> what its tests' apirecorder_config needs (see _config_needs).
+        self._config_needs: dict[Any, frozenset[str] | None] = {}
+        #: (storage root, layout, shared folder, test file) -> the folders its tests search.
+        self._folders_of: dict[tuple[Path, bool, Path | None, str], tuple[Path, ...]] = {}
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
         self.run = RunFacts(
@@ -131,7 +157,7 @@ class ApiRecorderPlugin:
     # -- test ids ---------------------------------------------------------------------
     def test_id(self, nodeid: str) -> str:
         """The test id of a pytest node id: its file part taken from :attr:`root`."""
-        if self.root == self.rootdir:
+        if self._ids_are_node_ids:
             return nodeid
         file_part, sep, tail = nodeid.partition("::")
         relative = os.path.relpath(os.path.normpath(self.rootdir / file_part), self.root)
@@ -175,58 +201,71 @@ class ApiRecorderPlugin:
         return str(getattr(fixturedef.func, "__module__", "") or "<session>")
 
     # -- settings ---------------------------------------------------------------------
-    def marker_options(self, node: Any) -> dict[str, Any]:
-        """The options of every apirecorder marker on ``node``, the closest winning."""
-        markers = list(node.iter_markers(MARKER))
-        for marker in markers:
-            check_marker(marker)
-        return layered_options(*(dict(m.kwargs) for m in reversed(markers)))
-
     def settings_for(
         self, node: Any, config_options: Any
     ) -> tuple[Mode, Path | None, dict[str, Any]]:
-        """The mode, storage folder and ``recording()`` options of one block, by precedence."""
-        from_config = dict(config_options or {})
-        problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        from_marker = self.marker_options(node)
-        from_ini = {name: self.ini[name] for name in INI_LISTS if self.ini[name]}
-        merged = layered_options(from_ini, from_config, from_marker)
+        """The mode, storage folder and ``recording()`` options of one block, by precedence.
+
+        The result is shared between blocks with the same markers: it is never changed.
+        """
+        markers = tuple(node.iter_markers(MARKER))
+        if config_options:
+            from_config = dict(config_options)
+            problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
+            if problem:
+                pytest.fail(problem, pytrace=False)
+            return self._resolve(markers, from_config)
+        key = tuple(map(id, markers))
+        cached = self._settings_of.get(key)
+        if cached is None:
+            cached = self._settings_of[key] = (markers, self._resolve(markers, {}))
+        return cached[1]
+
+    def _resolve(
+        self, markers: tuple[pytest.Mark, ...], from_config: dict[str, Any]
+    ) -> tuple[Mode, Path | None, dict[str, Any]]:
+        for marker in markers:
+            self._check(marker)
+        # The closest marker wins.
+        from_marker = layered_options(*(dict(m.kwargs) for m in reversed(markers)))
+        run = self.settings
+        merged = layered_options(run.ini_lists, from_config, from_marker)
         mode = resolve_mode(
-            cli=self.config.getoption("apirecorder_mode"),
+            cli=run.cli_mode,
             marker=from_marker.get("mode"),
             config=from_config.get("mode"),
-            ini=self.ini["mode"],
+            ini=run.ini_mode,
         )
         directory = resolve_storage_dir(
-            cli=self.config.getoption("apirecorder_dir"),
+            cli=run.cli_dir,
             marker=from_marker.get("storage_dir"),
             config=from_config.get("storage_dir"),
-            ini=self.config.getini("apirecorder_dir") or None,
+            ini=run.ini_dir,
             root=self.rootdir,
         )
         merged.pop("mode", None)
         merged.pop("storage_dir", None)
         # Marker and ini relative to the rootdir, the environment to the current folder.
         shared = resolve_shared_dir(
-            ini=merged.pop("shared_dir", None)
-            or self.config.getini("apirecorder_shared_dir")
-            or None,
-            root=self.rootdir,
+            ini=merged.pop("shared_dir", None) or run.ini_shared_dir, root=self.rootdir
         )
         if shared is not None:
             merged["shared_dir"] = shared
-        match_origin = self.config.getini("apirecorder_match_origin")
-        if match_origin:
-            merged.setdefault("match_origin", resolve_match_origin(ini=match_origin))
+        if run.ini_match_origin:
+            merged.setdefault("match_origin", resolve_match_origin(ini=run.ini_match_origin))
         ignored = merged.pop("ignore_fields", None)
         if ignored:
             merged["normalizers"] = [*merged.get("normalizers", ()), fields_ignored(ignored)]
-        merged["tools"] = [*self.config.getini("apirecorder_patch_tools"), *merged.get("tools", ())]
-        return mode, directory, security_options(self.config, merged)
+        merged["tools"] = [*run.tools, *merged.get("tools", ())]
+        return mode, directory, security_options(run, merged)
 
-    def wants_recording(self, item: pytest.Item, fixturenames: list[str]) -> bool:
+    def _check(self, marker: pytest.Mark) -> None:
+        # A module's marker is one object for all its tests: checked once.
+        if id(marker) not in self._checked:
+            check_marker(marker)
+            self._checked[id(marker)] = marker
+
+    def wants_recording(self, item: pytest.Item, fixturenames: Sequence[str]) -> bool:
         return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
@@ -235,7 +274,7 @@ class ApiRecorderPlugin:
         # xdist narrow the run, so it does not depend on which tests run.
         for marker in item.iter_markers(MARKER):
             try:
-                check_marker(marker)
+                self._check(marker)
             except pytest.fail.Exception as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc.msg}") from None
         names = list(getattr(item, "fixturenames", ()))
@@ -262,28 +301,90 @@ class ApiRecorderPlugin:
         return session
 
     def _close(self, session: Session, test_id: str) -> None:
-        self.used |= session.storage.used
-        self.folders.update(session.storage.dirs_for(test_id))
+        storage = session.storage
+        if storage.used:
+            self.used |= storage.used
+        # The ledger's folders depend on the test's file alone: worked out (and checked for
+        # links) once per file, not once per test.
+        key = (storage.root, storage.flat, storage.shared, test_id.partition("::")[0])
+        folders = self._folders_of.get(key)
+        if folders is None:
+            folders = self._folders_of[key] = storage.dirs_for(test_id)
+        self.folders.update(folders)
         self.run.modes.add(session.mode.value)
         if session.mode is Mode.RECORD:
-            self.recorded.setdefault(test_id, set()).update(session.storage.used)
+            self.recorded.setdefault(test_id, set()).update(storage.used)
 
-    @pytest.fixture(autouse=True)
-    def _apirecorder_autouse(self, request: pytest.FixtureRequest) -> Iterator[Session | None]:
-        """Intercept API calls for tests that are marked, use the fixture, or autouse is on."""
-        item = request.node
-        if not isinstance(item, pytest.Item) or not self.wants_recording(
-            item, list(request.fixturenames)
-        ):
-            yield None
-            return
+    # -- a test's block -----------------------------------------------------------------
+    # Hooks open and close it, not an autouse fixture: pytest's machinery for one more
+    # fixture costs more per test than the block itself. It opens before the first
+    # function-scoped fixture is set up (every wider one is set up by then) or at the end of
+    # set-up, and closes after the test's last function-scoped fixture is torn down, before
+    # any wider one (a finalizer of the test's own node).
+    def _config_needs_of(self, item: Any) -> frozenset[str] | None:
+        """None when the test sees no override of apirecorder_config (its value is then
+        ``{}``, and no fixture is set up for it), else the fixtures the override needs.
+
+        pytest has no public way to ask which definition of a fixture a test would get; the
+        answer depends only on the test's parent, so it is looked up once per parent.
+        """
+        parent = item.parent
+        if parent in self._config_needs:
+            return self._config_needs[parent]
+        try:
+            manager = item.session._fixturemanager
+            defs = manager.getfixturedefs(CONFIG_FIXTURE, item)
+            needs: frozenset[str] | None = None
+            if defs and len(defs) > 1:  # the plugin's own, and an override
+                needs = fixtures_needed_by(manager, item, defs[-1])
+        except Exception:  # pytest changed: ask for the fixture's value in every test
+            needs = frozenset()
+        self._config_needs[parent] = needs
+        return needs
+
+    def _config_value(self, item: Any, request: Any) -> Any:
+        if self._config_needs_of(item) is None:
+            return None
+        request = request if request is not None else getattr(item, "_request", None)
+        return request.getfixturevalue(CONFIG_FIXTURE) if request is not None else None
+
+    def _waiting(self, item: Any) -> bool:
+        """True while a test that records or replays has no block open yet."""
+        if _BLOCK in item.stash:
+            return False
+        if self.wants_recording(item, getattr(item, "fixturenames", ())):
+            return True
+        item.stash[_BLOCK] = None
+        return False
+
+    def _open_test(self, item: pytest.Item, config_options: Any) -> None:
         test_id = self.test_id(item.nodeid)
-        with ExitStack() as stack:
-            session = self._open(stack, item, request.getfixturevalue(CONFIG_FIXTURE), test_id)
-            try:
-                yield session
-            finally:
-                self._close(session, test_id)
+        stack = ExitStack()
+        try:
+            session = self._open(stack, item, config_options, test_id)
+        except BaseException:
+            stack.close()
+            raise
+        item.stash[_BLOCK] = _TestBlock(stack, session, test_id)
+        item.addfinalizer(lambda: self._close_test(item))
+
+    def _close_test(self, item: pytest.Item) -> None:
+        block = item.stash.get(_BLOCK, None)
+        # A rerun of the same item (pytest-rerunfailures) decides afresh.
+        del item.stash[_BLOCK]
+        if block is not None:
+            with block.stack:
+                self._close(block.session, block.test_id)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        """Open the block of a test with no function-scoped fixture once set-up is done."""
+        yield
+        if self._waiting(item):
+            config_options = self._config_value(item, None)
+            # A function-scoped apirecorder_config opens the block itself, right after it.
+            if self._waiting(item):
+                self._open_test(item, config_options)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -293,10 +394,11 @@ class ApiRecorderPlugin:
             yield
 
     @pytest.fixture
-    def apirecorder(self, _apirecorder_autouse: Session | None) -> Session:
+    def apirecorder(self, request: pytest.FixtureRequest) -> Session:
         """The active recording session of this test (mode, storage folder, options)."""
-        assert _apirecorder_autouse is not None
-        return _apirecorder_autouse
+        block: _TestBlock | None = request.node.stash.get(_BLOCK, None)
+        assert block is not None, "the apirecorder fixture's block was not opened"
+        return block.session
 
     # -- fixtures of a wider scope ----------------------------------------------------
     def wants_fixture(self, fixturedef: Any, request: Any) -> bool:
@@ -313,7 +415,25 @@ class ApiRecorderPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
-        """Open a recording block around a wider-scoped fixture's set-up and its teardown."""
+        """Open a test's block before its first function-scoped fixture, and a block of its
+        own around a wider-scoped fixture's set-up and its teardown."""
+        if fixturedef.scope == "function":
+            item = request.node
+            if not self._waiting(item):
+                return (yield)
+            if fixturedef.argname == CONFIG_FIXTURE:
+                # A function-scoped apirecorder_config (and what it needs) is set up first,
+                # outside the block its value configures.
+                result = yield
+                if self._waiting(item):
+                    self._open_test(item, result)
+                return result
+            needs = self._config_needs_of(item)
+            if needs is None or fixturedef.argname not in needs:
+                config_options = self._config_value(item, request)
+                if self._waiting(item):
+                    self._open_test(item, config_options)
+            return (yield)
         if not self.wants_fixture(fixturedef, request):
             return (yield)
         test_id = self.fixture_id(fixturedef, request)
