@@ -201,17 +201,24 @@ def install(stack: ExitStack) -> None:
 def _intercepts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     if args:
         return False
-    headers = kwargs.get("extra_headers") or {}
+    headers = kwargs.get("extra_headers")
+    if not headers:
+        return True
     # with_raw_response / with_streaming_response want the HTTP response itself: leave those
     # to the HTTP layer, which records the exchange as it was.
     return not any(str(k).lower() == "x-stainless-raw-response" for k in headers)
+
+
+#: Types of argument that are neither iterators nor the SDK's NOT_GIVEN/omit sentinels.
+_PLAIN = frozenset({str, bytes, int, float, bool, type(None), list, dict, tuple})
 
 
 def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
     # A one-shot iterator (say, a generator of messages) is read once for the hash, so the
     # live call gets the same items as a list.
     for value in kwargs.values():
-        if isinstance(value, Iterator) and not isinstance(value, str | bytes):
+        # Plain values first: an isinstance against the Iterator ABC costs more.
+        if type(value) not in _PLAIN and isinstance(value, Iterator):
             break
     else:
         return kwargs  # the usual case: nothing to read, no copy
@@ -246,7 +253,7 @@ def _call(session: Session, resource: Any, endpoint: str, kwargs: dict[str, Any]
     body: dict[str, Any] = {}
     transport: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if isinstance(value, NotGiven | Omit):
+        if type(value) not in _PLAIN and isinstance(value, NotGiven | Omit):
             continue
         if key in _TRANSPORT_KWARGS:
             transport[key] = value
