@@ -302,8 +302,8 @@ class ApiRecorderPlugin:
 
     def _close(self, session: Session, test_id: str) -> None:
         storage = session.storage
-        if storage.used:
-            self.used |= storage.used
+        used = storage.used  # made from the paths the storage opened, once
+        self.used |= used
         # The ledger's folders depend on the test's file alone: worked out (and checked for
         # links) once per file, not once per test.
         key = (storage.root, storage.flat, storage.shared, test_id.partition("::")[0])
@@ -313,7 +313,7 @@ class ApiRecorderPlugin:
         self.folders.update(folders)
         self.run.modes.add(session.mode.value)
         if session.mode is Mode.RECORD:
-            self.recorded.setdefault(test_id, set()).update(storage.used)
+            self.recorded.setdefault(test_id, set()).update(used)
 
     # -- a test's block -----------------------------------------------------------------
     # Hooks open and close it, not an autouse fixture: pytest's machinery for one more
