@@ -655,3 +655,37 @@ def test_patch_tool_takes_allowed_types_and_warns_on_the_old_spelling() -> None:
         patched = apirecorder.patch_tool("json:loads", "json", allow_types=("json.decoder",))
     assert patched.allowed_types == ("json.decoder",)
     assert apirecorder.patch_tool("json:loads", "json").allowed_types == ()
+
+
+def _page_of(query: str) -> Page | None:
+    calls.append(f"page:{query}")
+    if query == "none":
+        return None
+    if query == "dict":
+        return {"hits": [], "total": 0}  # type: ignore[return-value]  # the bug to catch
+    return Page([Hit(url=f"https://example.com/{query}", score=0.5)], 1)
+
+
+page_of = apirecorder.tool("web", name="page_of")(_page_of)
+
+
+def test_a_tool_answer_of_another_class_than_its_annotation_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    # `-> Page | None`: a Page and None replay; a dict (a function whose annotation is wrong,
+    # or a file edited or written for another tool) is refused, naming the file, and the
+    # live call that recorded it already warned.
+    with record(tmp_path):
+        page_of("rings")
+        assert page_of("none") is None
+        with pytest.warns(UserWarning, match="its replay will be refused"):
+            page_of("dict")
+    with replay(tmp_path):
+        assert isinstance(page_of("rings"), Page)
+        assert page_of("none") is None
+        with pytest.raises(
+            apirecorder.RecordingFormatError, match="where this call returns"
+        ) as refused:
+            page_of("dict")
+    assert str(tmp_path) in str(refused.value)
+    assert calls == ["page:rings", "page:none", "page:dict"]  # replay ran none of them

@@ -16,7 +16,8 @@ from ._modes import Mode
 from ._network import block_network
 from ._recording import Session, recording
 from ._serialization import allow_types
-from ._tools import patch_tool, tool
+from ._toolpatch import patch_tool
+from ._tools import tool
 
 if _typing.TYPE_CHECKING:
     from ._interceptors._mcp import mcp_client

@@ -32,7 +32,7 @@ from ._settings import (
     resolve_shared_dir,
 )
 from ._storage import RecordingWriteError, Storage
-from ._tools import ToolSpec, patch_tools
+from ._toolpatch import ToolSpec, patch_tools
 
 __all__ = [
     "Session",

@@ -13,46 +13,47 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-import importlib
 import inspect
-import typing
 import warnings
 from collections.abc import (
     AsyncIterator,
     Callable,
     Generator,
     Iterable,
-    Iterator,
     Sequence,
 )
-from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import AsyncGeneratorType, GeneratorType, TracebackType
+from types import AsyncGeneratorType, GeneratorType
 from typing import Any, TypeVar
 
 from ._exceptions import SerializationError, UnsafeTypeError
-from ._flow import Adapter, areplay_items, areplay_or_record, replay_items, replay_or_record
+from ._flow import (
+    Adapter,
+    areplay_items,
+    areplay_or_record,
+    checked_answer,
+    replay_items,
+    replay_or_record,
+)
 from ._modes import Mode
 from ._recorder import Call, Session, active_session
 from ._serialization import allowed_prefixes, from_json, resolve_type, to_json, trust_to_record
 from ._storage import Recording
+from ._toolhints import annotation_modules, answer_classes
 from ._transportkw import is_plain_json
 from ._types import ExceptionData, ResponseRecord
 
 __all__ = [
     "ToolAdapter",
-    "ToolSpec",
-    "parse_tool_spec",
-    "patch_tool",
-    "patch_tools",
+    "ToolInfo",
+    "one_spelling",
     "tool",
+    "wrap_tool",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: One tool to patch: "package.module:Class.method provider [name]", or that as a tuple.
-ToolSpec = str | tuple[str, ...]
 
 #: Marks a function apirecorder already wraps, so it is never wrapped (and recorded) twice.
 _MARK = "__apirecorder_tool__"
@@ -253,9 +254,12 @@ class ToolAdapter(Adapter[Any]):
         errors: tuple[type[BaseException], ...] = (Exception,),
         *,
         async_items: bool = False,
+        answers: tuple[type[Any], ...] = (),
     ) -> None:
         self.provider = provider
         self.trusted = tuple(trusted)
+        #: The classes the tool's (non-streamed) answer must be, from its return annotation.
+        self.answers = answers
         self.call_errors = self.stream_errors = errors
         self.async_items = async_items
 
@@ -274,7 +278,7 @@ class ToolAdapter(Adapter[Any]):
             return areplay_items(items, error) if kind == "async" else replay_items(items, error)
         if response.get("is_exception"):
             raise rebuild_exception(recording, trusted, call.endpoint)
-        return decode_value(body, recording.path, trusted)
+        return checked_answer(recording, decode_value(body, recording.path, trusted), self.answers)
 
     def is_stream(self, result: Any) -> bool:
         return isinstance(result, GeneratorType)
@@ -291,6 +295,14 @@ class ToolAdapter(Adapter[Any]):
         return response
 
     def result_response(self, session: Session, call: Call, result: Any) -> ResponseRecord:
+        if self.answers and not isinstance(result, self.answers):
+            # Its replay will be refused (checked_answer): say so now, at the live call.
+            warnings.warn(
+                f"tool {call.endpoint} returned a {type(result).__qualname__}, not the "
+                f"{' or '.join(c.__qualname__ for c in self.answers)} its return annotation "
+                "names: its replay will be refused until the annotation says what it returns",
+                stacklevel=2,
+            )
         what = f"the value returned by tool {call.endpoint}"
         return self._with_trust({"body": encode_value(result, what), "is_streaming": False})
 
@@ -331,21 +343,6 @@ class ToolAdapter(Adapter[Any]):
 # -- wrapping a function ---------------------------------------------------------------------
 
 
-def _annotation_modules(fn: Callable[..., Any]) -> tuple[str, ...]:
-    try:
-        annotation: Any = typing.get_type_hints(fn).get("return")
-    except Exception:
-        annotation = inspect.signature(fn).return_annotation
-    modules: list[str] = []
-    pending = [annotation]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, type) and current.__module__ not in ("builtins", "typing"):
-            modules.append(current.__module__)
-        pending.extend(typing.get_args(current))
-    return tuple(dict.fromkeys(modules))
-
-
 def _default_name(fn: Callable[..., Any]) -> str:
     qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "tool"))
     return qualname.rpartition("<locals>.")[2]
@@ -360,6 +357,7 @@ class _Wrapper:
         self.signature = inspect.signature(fn)
         self._base_trusted = tuple(base_trusted)
         self._trusted: tuple[str, ...] | None = None
+        self._answers: tuple[type[Any], ...] | None = None
         unknown = sorted(
             name
             for name in info.exclude
@@ -380,9 +378,15 @@ class _Wrapper:
         # Annotations are read on first use: forward references resolve only after import.
         if self._trusted is None:
             self._trusted = tuple(
-                dict.fromkeys((*self._base_trusted, *_annotation_modules(self.fn)))
+                dict.fromkeys((*self._base_trusted, *annotation_modules(self.fn)))
             )
         return self._trusted
+
+    @property
+    def answers(self) -> tuple[type[Any], ...]:
+        if self._answers is None:
+            self._answers = answer_classes(self.fn)
+        return self._answers
 
     def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Session, Call] | None:
         session = active_session()
@@ -401,7 +405,9 @@ class _Wrapper:
         if prepared is None:
             return self.fn(*args, **kwargs)
         session, call = prepared
-        adapter = ToolAdapter(self.info.provider, self.trusted, async_items=async_items)
+        adapter = ToolAdapter(
+            self.info.provider, self.trusted, async_items=async_items, answers=self.answers
+        )
         return replay_or_record(session, call, adapter, lambda: self.fn(*args, **kwargs))
 
     async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -409,7 +415,9 @@ class _Wrapper:
         if prepared is None:
             return await self.fn(*args, **kwargs)
         session, call = prepared
-        adapter = ToolAdapter(self.info.provider, self.trusted, async_items=True)
+        adapter = ToolAdapter(
+            self.info.provider, self.trusted, async_items=True, answers=self.answers
+        )
         return await areplay_or_record(session, call, adapter, lambda: self.fn(*args, **kwargs))
 
     def build(self) -> Callable[..., Any]:
@@ -445,10 +453,10 @@ class _Wrapper:
         return wrapper
 
 
-def _wrap(fn: Any, info: ToolInfo, trusted: Sequence[str]) -> Any:
+def wrap_tool(fn: Any, info: ToolInfo, trusted: Sequence[str]) -> Any:
     """Wrap ``fn`` (a function, staticmethod or classmethod) as a recorded tool."""
     if isinstance(fn, staticmethod | classmethod):
-        return type(fn)(_wrap(fn.__func__, info, trusted))
+        return type(fn)(wrap_tool(fn.__func__, info, trusted))
     if getattr(fn, _MARK, None) is not None:
         return fn
     if not callable(fn):
@@ -472,7 +480,7 @@ def tool(
     its annotated return type, the allow-list and ``allowed_types`` (the spelling of
     ``recording(allowed_types=...)``; ``allow_types=`` is its deprecated old name).
     """
-    allowed_types = _one_spelling(allowed_types, allow_types)
+    allowed_types = one_spelling(allowed_types, allow_types)
 
     def decorate(fn: F) -> F:
         target = fn.__func__ if isinstance(fn, staticmethod | classmethod) else fn
@@ -484,102 +492,13 @@ def tool(
         )
         trusted = (getattr(target, "__module__", None) or "__main__", *allowed_types)
         info.trusted = tuple(trusted)
-        wrapped: F = _wrap(fn, info, trusted)
+        wrapped: F = wrap_tool(fn, info, trusted)
         return wrapped
 
     return decorate
 
 
-class _ToolPatch(AbstractContextManager[None]):
-    """``patch_tool``'s context manager: the target is wrapped inside the block only."""
-
-    def __init__(
-        self,
-        target: str,
-        provider: str,
-        name: str | None,
-        exclude: Iterable[str],
-        allowed_types: Iterable[str],
-    ) -> None:
-        module_name, sep, attribute = target.partition(":")
-        if not sep or not module_name or not attribute:
-            raise ValueError(
-                f"patch_tool target {target!r} must look like 'package.module:Class.method' "
-                "or 'package.module:function'"
-            )
-        self.target = target
-        self.module_name = module_name
-        self.attribute = attribute
-        self.provider = provider
-        self.name = name or attribute
-        self.exclude = frozenset(exclude)
-        self.allowed_types = tuple(allowed_types)
-        self._patcher: Any = None
-
-    def _owner_and_original(self) -> tuple[Any, str, Any]:
-        try:
-            owner: Any = importlib.import_module(self.module_name)
-        except ImportError as exc:
-            raise ValueError(
-                f"patch_tool target {self.target!r}: cannot import {self.module_name!r} ({exc})"
-            ) from exc
-        *path, last = self.attribute.split(".")
-        try:
-            for part in path:
-                owner = getattr(owner, part)
-            original = inspect.getattr_static(owner, last)
-        except AttributeError as exc:
-            raise ValueError(
-                f"patch_tool target {self.target!r}: {self.module_name} has no {self.attribute}"
-            ) from exc
-        return owner, last, original
-
-    def __enter__(self) -> None:
-        owner, last, original = self._owner_and_original()
-        info = ToolInfo(self.provider, self.name, self.exclude, ())
-        # The user named this package, so its classes (results, errors) are trusted.
-        trusted = (self.module_name.split(".")[0], *self.allowed_types)
-        info.trusted = trusted
-        replacement = _wrap(original, info, trusted)
-        if replacement is original:
-            return  # already recorded: an outer recording() or patch_tool wraps it
-        from unittest import mock  # when a tool is patched: unittest.mock imports asyncio
-
-        self._patcher = mock.patch.object(owner, last, replacement)
-        self._patcher.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        patcher, self._patcher = self._patcher, None
-        if patcher is not None:
-            patcher.__exit__(exc_type, exc, tb)
-
-
-def patch_tool(
-    target: str,
-    provider: str,
-    name: str | None = None,
-    *,
-    exclude: Iterable[str] = (),
-    allowed_types: Iterable[str] = (),
-    allow_types: Iterable[str] | None = None,
-) -> AbstractContextManager[None]:
-    """Record the calls of a function you cannot decorate, inside a ``with`` block.
-
-    ``target`` is ``"package.module:Class.method"`` or ``"package.module:function"``; the
-    tool name defaults to the part after the colon. Classes of the target's top-level package
-    are trusted in its recordings. Code that imported a module-level function by name before
-    the block keeps the original: patch where it is looked up.
-    """
-    allowed_types = _one_spelling(allowed_types, allow_types)
-    return _ToolPatch(target, provider, name, exclude, allowed_types)
-
-
-def _one_spelling(allowed_types: Iterable[str], allow_types: Iterable[str] | None) -> Iterable[str]:
+def one_spelling(allowed_types: Iterable[str], allow_types: Iterable[str] | None) -> Iterable[str]:
     # ``allow_types=`` was the tools' own spelling of ``recording(allowed_types=...)``; it is
     # still read, with a warning, for one release.
     if allow_types is None:
@@ -590,24 +509,3 @@ def _one_spelling(allowed_types: Iterable[str], allow_types: Iterable[str] | Non
         stacklevel=3,
     )
     return (*allowed_types, *allow_types)
-
-
-def parse_tool_spec(spec: ToolSpec) -> tuple[str, str, str | None]:
-    """``(target, provider, name)`` from ``"target provider [name]"`` or a tuple of those."""
-    parts = tuple(spec.split()) if isinstance(spec, str) else tuple(spec)
-    if len(parts) not in (2, 3) or not all(isinstance(p, str) and p for p in parts):
-        raise ValueError(
-            f"tool spec {spec!r} must be 'package.module:Class.method provider [name]' "
-            "(for example 'tavily:TavilyClient.search tavily web_search')"
-        )
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-@contextmanager
-def patch_tools(specs: Iterable[ToolSpec]) -> Iterator[None]:
-    """Patch every tool in ``specs`` for the duration of the block (structural undo)."""
-    parsed = [parse_tool_spec(spec) for spec in specs]
-    with ExitStack() as stack:
-        for target, provider, name in parsed:
-            stack.enter_context(patch_tool(target, provider, name))
-        yield
