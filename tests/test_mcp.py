@@ -228,3 +228,35 @@ def test_fastmcp_server_over_http_records_then_replays_without_the_server(
     assert message.text == "Summarize the note titled groceries in one sentence."
     for data in recordings(tmp_path).values():
         assert data["request"]["provider"] == "mcp:/mcp"
+
+
+def test_a_recording_that_answers_with_another_mcp_class_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    # A hostile (or badly merged) file: the answer of tools/list holds an InitializeResult.
+    # The session asked for a ListToolsResult, so replay refuses the file instead of handing
+    # the client an object of the wrong class.
+    with session(tmp_path, "record"):
+        asyncio.run(use_time_server(TIME_SERVER))
+    recorded = recordings(tmp_path)
+    init_key = next(key for key in recorded if key.startswith("initialize "))
+    list_path = tmp_path / f"{_hash_of(recorded['tools/list {}'])}.json"
+    hostile = recorded["tools/list {}"]
+    hostile["response"]["body"] = recorded[init_key]["response"]["body"]
+    list_path.write_text(json.dumps(hostile))
+
+    async def list_tools() -> str:
+        async with (
+            apirecorder.mcp_client(stdio_client(NOT_INSTALLED), server="time") as (read, write),
+            ClientSession(read, write) as mcp_session,
+        ):
+            await mcp_session.initialize()
+            # Caught inside the block: the session's task group would wrap it in a group.
+            with pytest.raises(apirecorder.RecordingFormatError, match="ListToolsResult") as bad:
+                await mcp_session.list_tools()
+            return str(bad.value)
+
+    with session(tmp_path, "replay"):
+        message = asyncio.run(list_tools())
+    assert str(list_path) in message
+    assert "InitializeResult" in message

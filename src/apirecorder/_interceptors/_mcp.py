@@ -153,7 +153,9 @@ def _send_request(
         data = request.model_dump(by_alias=True, mode="json", exclude_none=True)
         provider = _provider(self)
         call = session.tool_call(provider, str(data["method"]), data.get("params") or {})
-        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        # The class the session asks for is what a replay must hand back (CallToolResult...).
+        answers = (result_type,) if isinstance(result_type, type) else ()
+        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True, answers=answers)
         return await areplay_or_record(
             session, call, adapter, lambda: original(self, request, result_type, *args, **kwargs)
         )
