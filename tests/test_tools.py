@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import typing
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -689,3 +690,27 @@ def test_a_tool_answer_of_another_class_than_its_annotation_is_refused_by_name(
             page_of("dict")
     assert str(tmp_path) in str(refused.value)
     assert calls == ["page:rings", "page:none", "page:dict"]  # replay ran none of them
+
+
+T = typing.TypeVar("T")
+
+
+class Envelope(pydantic.BaseModel, typing.Generic[T]):
+    items: list[T]
+
+
+@apirecorder.tool("web", name="envelope")
+def envelope(query: str) -> Envelope[Hit]:
+    calls.append(f"envelope:{query}")
+    return Envelope[Hit](items=[Hit(url=f"https://example.com/{query}", score=0.25)])
+
+
+def test_a_tool_annotated_with_a_parametrized_generic_model_replays(tmp_path: Path) -> None:
+    # `-> Envelope[Hit]` is checked by Envelope itself: a recording rebuilds the generic model.
+    with record(tmp_path):
+        live = envelope("moons")
+    with replay(tmp_path):
+        replayed = envelope("moons")
+    assert isinstance(replayed, Envelope)
+    assert replayed.model_dump() == live.model_dump()
+    assert calls == ["envelope:moons"]
