@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import apirecorder
 from apirecorder._exceptions import ApiRecorderError
 from apirecorder._hashing import http_request_hash, inference_request_hash, tool_request_hash
+from apirecorder._requestjson import request_json, request_json_for_hash
 from apirecorder._serialization import from_json
 from apirecorder._storage import Storage, load_recording, parse_recording
 from tests.upstream import Upstream
@@ -69,6 +70,41 @@ def _all_hashes(body: dict[str, Any], test_id: str | None) -> list[str]:
     ]
 
 
+# Strings and numbers the reference's normalization changes, so examples meet both answers
+# of the walk's "could the rules change it" test.
+NORMALIZED = st.one_of(
+    st.sampled_from(
+        ["score: 0.87", "0.123456789 m", "<|3f0a9c1e-0b6d-4a8e-9f1b-2c3d4e5f6a7b|>", "x"]
+    ),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["stream_options", "extra_body", "project_id"]),
+)
+RULE_BODIES = st.dictionaries(
+    st.one_of(KEYS, st.sampled_from(["extra_body", "stream_options", "api_key"])),
+    st.one_of(JSON, NORMALIZED, st.dictionaries(st.sampled_from(["project_id", "k"]), NORMALIZED)),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(BODIES, RULE_BODIES), test_id=st.one_of(st.none(), TEXT))
+def test_the_one_walk_shortcut_never_changes_a_hash(
+    body: dict[str, Any], test_id: str | None
+) -> None:
+    # The request walk says when the hash rules cannot change a body, and the hash then skips
+    # its own normalization: the hash must be the one the full normalization gives.
+    walked, changes = request_json_for_hash(body, None)
+    assert walked == request_json(body, None)
+    for url in ("http://h/v1/v1/chat/completions", "https://bedrock.h/model/x/converse"):
+        full = inference_request_hash("POST", url, walked, test_id)
+        assert inference_request_hash("POST", url, walked, test_id, normalized=not changes) == full
+    http = http_request_hash("https://h/x?q=1", "post", walked, test_id)
+    assert (
+        http_request_hash("https://h/x?q=1", "post", walked, test_id, normalized=not changes)
+        == http
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(body=BODIES, test_id=st.one_of(st.none(), TEXT), seed=st.integers())
 def test_the_hash_ignores_key_order(body: dict[str, Any], test_id: str | None, seed: int) -> None:
@@ -78,6 +114,7 @@ def test_the_hash_ignores_key_order(body: dict[str, Any], test_id: str | None, s
 HASH_IN_CHILD = """
 import json, sys
 from apirecorder._hashing import http_request_hash, inference_request_hash, tool_request_hash
+from apirecorder._requestjson import request_json, request_json_for_hash
 for case in json.load(sys.stdin):
     body, test_id = case["body"], case["test_id"]
     print(json.dumps([

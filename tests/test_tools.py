@@ -706,7 +706,7 @@ def envelope(query: str) -> Envelope[Hit]:
 
 
 def test_a_tool_annotated_with_a_parametrized_generic_model_replays(tmp_path: Path) -> None:
-    # `-> Envelope[Hit]` is checked by Envelope itself: a recording rebuilds the generic model.
+    # `-> Envelope[Hit]`: the recording rebuilds that parametrized class, which the check accepts.
     with record(tmp_path):
         live = envelope("moons")
     with replay(tmp_path):

@@ -121,10 +121,15 @@ def may_change(text: str) -> bool:
     return "<|" in text
 
 
+_JSON_TYPES = (str, dict, list, tuple, float)
+
+
 def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any:
-    # This runs on every call: exact types first (request_json made the body plain JSON),
-    # then subclasses (a str enum) the slow way.
+    # This runs on every call: the exact type decides (request_json made the body plain
+    # JSON); a subclass (a str enum, an OrderedDict) is treated as the JSON type it is.
     kind = type(value)
+    if kind not in _JSON_TYPES:
+        kind = next((t for t in _JSON_TYPES if isinstance(value, t)), kind)
     if kind is str:
         if not may_change(value):
             return value
@@ -141,21 +146,11 @@ def _normalize_current(value: Any, drop_stream_options: bool, root: bool) -> Any
                 if isinstance(extra, dict):
                     extra.pop("project_id", None)
         return normalized
-    if kind is list:
+    if kind is list or kind is tuple:
         # The reference's recursion into a list resets its root flag, so a dict inside a list
         # counts as a root again (its extra_body.project_id goes too). Matched on purpose.
         return [_normalize_current(item, False, True) for item in value]
     if kind is float:
-        return round(value, 5)
-    if kind is int or kind is bool or value is None:
-        return value
-    if isinstance(value, str):
-        return _LONG_DECIMAL.sub(_round_decimal, _mask_file_search(value))
-    if isinstance(value, dict):
-        return _normalize_current(dict(value), drop_stream_options, root)
-    if isinstance(value, list | tuple):
-        return [_normalize_current(item, False, True) for item in value]
-    if isinstance(value, float):
         return round(value, 5)
     return value
 
@@ -310,6 +305,7 @@ def http_request_hash(
     generation: Generation = Generation.CURRENT,
     match_origin: bool = True,
     sort_query: bool = True,
+    normalized: bool = False,
 ) -> str:
     """Hash a raw HTTP exchange from its URL (see :func:`hashed_url`), method, payload and
     test id.
@@ -317,13 +313,17 @@ def http_request_hash(
     The reference normalizes payloads with the same function as inference bodies (file-search
     masks and the root ``project_id`` rule included), but never drops ``stream_options``. It
     hashes the URL as sent: ``sort_query=False`` gives its name for a query in another order.
+    ``normalized``: as for :func:`inference_request_hash`.
     """
+    payload = apply_normalizers(normalizers, payload)
+    if not (normalized and generation is Generation.CURRENT and not normalizers):
+        payload = normalize_for_hash(payload, generation)
     return _digest(
         {
             "test_id": test_id,
             "url": hashed_url(url, match_origin=match_origin, sort_query=sort_query),
             "method": method.upper(),
-            "payload": normalize_for_hash(apply_normalizers(normalizers, payload), generation),
+            "payload": payload,
         }
     )
 

@@ -165,7 +165,7 @@ class Session:
     def http_call(self, *, method: str, url: str, headers: dict[str, str], payload: Any) -> Call:
         """Describe a raw HTTP exchange (payload: parsed JSON body, else its text, else None)."""
         test_id = current_test_id()
-        payload = request_json(payload, self.id_map)
+        payload, changes = request_json_for_hash(payload, self.id_map)
         request: dict[str, Any] = {
             "test_id": test_id,
             "method": method.upper(),
@@ -178,7 +178,13 @@ class Session:
         call = Call(
             kind="http",
             request_hash=_hashing.http_request_hash(
-                url, method, payload, test_id, self.normalizers, match_origin=self.match_origin
+                url,
+                method,
+                payload,
+                test_id,
+                self.normalizers,
+                match_origin=self.match_origin,
+                normalized=not changes,
             ),
             request=cast(HttpRequest, request),
             test_id=test_id,

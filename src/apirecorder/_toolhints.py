@@ -46,14 +46,6 @@ def _checkable(cls: Any) -> bool:
     )
 
 
-def _unparametrized(cls: type[Any]) -> type[Any]:
-    # A parametrized pydantic generic (``Page[Hit]``) is a class of its own; its recording may
-    # rebuild as the generic itself, which is the class to check by.
-    metadata = getattr(cls, "__pydantic_generic_metadata__", None)
-    origin = metadata.get("origin") if isinstance(metadata, dict) else None
-    return origin if isinstance(origin, type) else cls
-
-
 def answer_classes(fn: Callable[..., Any]) -> tuple[type[Any], ...]:
     """The classes ``fn``'s answer must be an instance of, from its return annotation:
     ``-> Forecast`` gives (Forecast,), ``-> Forecast | None`` (Forecast, NoneType); () when the
@@ -63,11 +55,11 @@ def answer_classes(fn: Callable[..., Any]) -> tuple[type[Any], ...]:
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         return ()
     if _checkable(annotation):
-        return (_unparametrized(annotation),)
+        return (annotation,)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = typing.get_args(annotation)
         classes = tuple(m for m in members if m is not type(None))
         if classes and all(_checkable(m) for m in classes):
             none = (type(None),) if len(classes) < len(members) else ()
-            return (*(_unparametrized(c) for c in classes), *none)
+            return (*classes, *none)
     return ()
