@@ -203,6 +203,8 @@ def _is_agents_run_key(value: Any) -> bool:
 def mask_agents_run_key(body: dict[str, Any]) -> dict[str, Any]:
     """The built-in normalizer: openai-agents' per-run ``prompt_cache_key`` (at the body's
     root or in its ``extra_body``) masked, in a copy; any other body is returned as it is."""
+    if "prompt_cache_key" not in body and "extra_body" not in body:
+        return body  # the usual case, on every call: nothing to look at
     if _is_agents_run_key(body.get("prompt_cache_key")):
         body = {**body, "prompt_cache_key": AGENTS_RUN_KEY_MASK}
     extra = body.get("extra_body")

@@ -12,6 +12,7 @@ ids, secret masking); each node is now visited once and all three are applied to
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,18 +22,8 @@ from ._redaction import PLACEHOLDER, is_secret_field
 
 __all__ = ["request_json", "request_json_for_hash"]
 
-# Key name -> is it secret. Requests repeat the same few keys ("role", "content") endlessly.
-_secret_keys: dict[str, bool] = {}
-_MAX_KEYS = 4096
-
-
-def _secret_key(name: str) -> bool:
-    known = _secret_keys.get(name)
-    if known is None:
-        if len(_secret_keys) >= _MAX_KEYS:
-            _secret_keys.clear()
-        known = _secret_keys[name] = is_secret_field(name)
-    return known
+# Key name -> is it secret, cached: requests repeat the same few keys ("role", "content").
+_secret_key = functools.lru_cache(maxsize=4096)(is_secret_field)
 
 
 def request_json(value: Any, ids: Mapping[str, str] | None) -> Any:
@@ -54,12 +45,48 @@ _RULE_KEYS = frozenset({"stream_options", "extra_body", "extra_query"})
 
 
 def _walk(value: Any, ids: Mapping[str, str] | None, marks: list[bool] | None) -> Any:
-    if isinstance(value, str):
-        if ids:
-            value = ids.get(value, value)
-        if marks is not None and not marks and may_change(value):
+    # This runs on every call: plain JSON (nearly every request) goes by its exact type, a
+    # string without a call of _walk of its own; anything else takes the general road.
+    kind = type(value)
+    if kind is dict:
+        return _walk_dict(value, ids, marks)
+    if kind is str:
+        return _string(value, ids, marks)
+    if kind is list:
+        return [
+            _string(item, ids, marks) if type(item) is str else _walk(item, ids, marks)
+            for item in value
+        ]
+    return _walk_other(value, ids, marks)
+
+
+def _walk_dict(
+    value: dict[Any, Any], ids: Mapping[str, str] | None, marks: list[bool] | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key if type(key) is str else str(key)
+        converted = _string(item, ids, marks) if type(item) is str else _walk(item, ids, marks)
+        # Numbers, booleans and nulls are no credentials; nested objects are walked.
+        if isinstance(converted, str) and converted != PLACEHOLDER and _secret_key(name):
+            converted = PLACEHOLDER
+        if marks is not None and not marks and name in _RULE_KEYS:
             marks.append(True)
-        return value
+        out[name] = converted
+    return out
+
+
+def _string(value: str, ids: Mapping[str, str] | None, marks: list[bool] | None) -> str:
+    if ids:
+        value = ids.get(value, value)
+    if marks is not None and not marks and may_change(value):
+        marks.append(True)
+    return value
+
+
+def _walk_other(value: Any, ids: Mapping[str, str] | None, marks: list[bool] | None) -> Any:
+    if isinstance(value, str):  # a str subclass (a str enum)
+        return _string(value, ids, marks)
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
@@ -67,17 +94,7 @@ def _walk(value: Any, ids: Mapping[str, str] | None, marks: list[bool] | None) -
             marks.append(True)
         return value
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            name = key if isinstance(key, str) else str(key)
-            converted = _walk(item, ids, marks)
-            # Numbers, booleans and nulls are no credentials; nested objects are walked.
-            if isinstance(converted, str) and converted != PLACEHOLDER and _secret_key(name):
-                converted = PLACEHOLDER
-            if marks is not None and not marks and name in _RULE_KEYS:
-                marks.append(True)
-            out[name] = converted
-        return out
+        return _walk_dict(value, ids, marks)
     if isinstance(value, list | tuple | set | frozenset):
         return [_walk(item, ids, marks) for item in value]
     if hasattr(value, "model_dump"):

@@ -355,6 +355,8 @@ class Storage:
     #: The recordings read or written, as the paths they were opened by (see ``used``).
     _used: set[str] = field(default_factory=set, repr=False)
     _dirs: dict[str | None, tuple[Path, ...]] = field(default_factory=dict, repr=False)
+    #: ``dirs_for`` as text, each ending in a separator: a lookup's file path is one join.
+    _dir_prefixes: dict[str | None, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _shared_dir: Path = field(init=False, repr=False)
     #: Writes handed to the writer thread that :meth:`flush` has not waited for yet.
     _writes: list[PendingWrite] = field(default_factory=list, repr=False)
@@ -443,10 +445,15 @@ class Storage:
         return None
 
     def _find_one(self, name: str, test_id: str | None) -> Recording | None:
-        for folder in self.dirs_for(test_id):
+        prefixes = self._dir_prefixes.get(test_id)
+        if prefixes is None:
+            prefixes = tuple(os.path.join(folder, "") for folder in self.dirs_for(test_id))
+            with self._lock:
+                self._dir_prefixes[test_id] = prefixes
+        for prefix in prefixes:
             # A str path for the read: a miss in the test's folder (the usual first look for
             # a shared recording) then costs no Path object.
-            where = os.path.join(folder, name)
+            where = prefix + name
             try:
                 raw = recording_bytes(where, self.root)
             except (FileNotFoundError, NotADirectoryError):

@@ -231,6 +231,9 @@ def _materialize(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 _last_url: tuple[Any, str] = (None, "")  # the last base URL object seen, and its text
+#: Client classes whose ``base_url`` property hands back the client's ``_base_url`` object:
+#: read directly, since the SDK's property imports a module on every read.
+_plain_base_url: dict[type[Any], bool] = {}
 
 
 def _base_url(client: Any) -> str:
@@ -238,7 +241,11 @@ def _base_url(client: Any) -> str:
     # keeps the same URL object (it is immutable, a new base_url is a new object). One tuple,
     # replaced whole, so threads never pair one URL with another's text.
     global _last_url
-    url = client.base_url
+    cls = type(client)
+    plain = _plain_base_url.get(cls)
+    if plain is None:
+        plain = _plain_base_url[cls] = client.base_url is getattr(client, "_base_url", None)
+    url = client._base_url if plain else client.base_url
     last = _last_url
     if url is last[0]:
         return last[1]
