@@ -209,12 +209,13 @@ async def _areplay_or_record(
 def _replayed(session: Session, recording: Recording, call: Call, adapter: Adapter[R]) -> Any:
     # The recorded error is raised as the library's own class; anything else the rebuild
     # raises (a hand-edited file the library's classes refuse) is the file's fault, named.
-    passed_on: tuple[type[BaseException], ...] = (ApiRecorderError, *adapter.call_errors)
     try:
         return adapter.replay(session, recording, call)
-    except passed_on:
+    except ApiRecorderError:
         raise
     except Exception as exc:
+        if isinstance(exc, adapter.call_errors):
+            raise
         raise session.met(
             RecordingFormatError(
                 recording.path,

@@ -186,8 +186,15 @@ def _sorted_json_encoder() -> Callable[[Any], str]:
 _sorted_json = _sorted_json_encoder()
 
 
+# Copying a fresh hash object skips the digest lookup by name hashlib.sha256() makes on
+# every call (most of the cost of hashing a small request).
+_SHA256 = hashlib.sha256()
+
+
 def _digest(key: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_sorted_json(key).encode()).hexdigest()
+    digest = _SHA256.copy()
+    digest.update(_sorted_json(key).encode())
+    return digest.hexdigest()
 
 
 #: openai-agents sends ``prompt_cache_key="agents-sdk:run:<uuid4 hex>"``, new for every

@@ -171,10 +171,14 @@ def _walk_value(value: Any, walk: tuple[str, Any]) -> bool:
     if kind == "model":
         if not isinstance(value, BaseModel):
             return True
-        plan = _plan(type(value))
+        cls = type(value)
+        plan = _plans[cls] if cls in _plans else _plan(cls)
         return plan is not None and _as_constructed(value, plan)
     items = value if kind == "list" else value.values() if isinstance(value, dict) else ()
-    return all(_walk_value(item, inner) for item in items if item is not None)
+    for item in items:  # a loop, not all(...): this runs for every replayed object
+        if item is not None and not _walk_value(item, inner):
+            return False
+    return True
 
 
 def install(stack: ExitStack) -> None:
