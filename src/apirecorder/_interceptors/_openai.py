@@ -175,10 +175,7 @@ def _walk_value(value: Any, walk: tuple[str, Any]) -> bool:
         plan = _plans[cls] if cls in _plans else _plan(cls)
         return plan is not None and _as_constructed(value, plan)
     items = value if kind == "list" else value.values() if isinstance(value, dict) else ()
-    for item in items:  # a loop, not all(...): this runs for every replayed object
-        if item is not None and not _walk_value(item, inner):
-            return False
-    return True
+    return all(_walk_value(item, inner) for item in items if item is not None)
 
 
 def install(stack: ExitStack) -> None:
