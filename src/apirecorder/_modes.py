@@ -16,10 +16,16 @@ class Mode(StrEnum):
     RECORD_IF_MISSING = "record-if-missing"
 
 
+_BY_VALUE = {mode.value: mode for mode in Mode}
+
+
 def parse_mode(value: Mode | str) -> Mode:
     """Return the Mode for ``value``; an unknown value raises ValueError listing the valid ones."""
     if isinstance(value, Mode):
         return value
+    known = _BY_VALUE.get(value) if type(value) is str else None
+    if known is not None:
+        return known  # a mode spelled as it is written: no Enum lookup (once per block)
     try:
         return Mode(str(value).strip().lower())
     except ValueError:
