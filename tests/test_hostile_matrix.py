@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.hostile_cases import Case, hostile_cases
-from tests.hostile_values import RETYPES
 from tests.replay_clients import SCENARIOS, SHAPES
 from tests.replay_runner import Matrix, shared_root
 
@@ -49,28 +48,8 @@ def _explain(line: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in line.items() if k != "path"}, indent=1)[:3000]
 
 
-_BODY_RETYPED = (
-    *(f"response.body {label}" for label in RETYPES),
-    *("response object", "response.body missing", "a list body", "body nested 200 deep"),
-)
-#: What the matrix shows still goes through, by client: a strict xfail each, so a fix is seen.
-KNOWN: dict[str, dict[str, str]] = {
-    "anthropic": dict.fromkeys(
-        (
-            *(c for c in _BODY_RETYPED if c != "response.body object"),
-            *("body nested 900 deep", "body_format json over a string"),
-            "body_format base64 of a huge body",
-        ),
-        "the HTTP layer replays the recorded bytes and the Anthropic SDK hands back whatever "
-        "JSON they hold (or raises json's own error): no class to check at that layer",
-    ),
-}
-
-
 def _param(client: str, case: str) -> Any:
-    reason = KNOWN.get(client, {}).get(case)
-    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-    return pytest.param(client, case, id=f"{client}::{case}", marks=marks)
+    return pytest.param(client, case, id=f"{client}::{case}")
 
 
 @pytest.mark.parametrize(
