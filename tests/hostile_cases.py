@@ -47,6 +47,9 @@ class Shape:
     #: The body is a list (stream chunks, model list).
     listed: bool = False
     streaming: bool = False
+    #: When a call writes several recordings, the one the cases replace: its request's
+    #: ``tool_name`` (the others are copied beside each case as they were recorded).
+    method: str = ""
 
 
 #: Writes the case's file at a path, given the real recording's bytes; returns whether the

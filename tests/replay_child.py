@@ -56,6 +56,10 @@ def _client_errors(client: str) -> tuple[type[BaseException], ...]:
         return (errors.APIError,)
     if client == "tool":
         return (Exception,)  # a tool's recorded exception is rebuilt as its own class
+    if client == "mcp":
+        from mcp.shared.exceptions import MCPError
+
+        return (MCPError,)  # a recorded protocol error
     import aiohttp
     import httpx
     import httpx2

@@ -9,6 +9,7 @@ client's own kind of answer: a recording that hands back anything else fails wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -198,6 +199,34 @@ def tool_call(url: str) -> None:
     _expect(forecast("Paris"), Forecast)
 
 
+def mcp_call(url: str) -> None:
+    """``add`` on the repo's MCP notes server (tests/mcp_servers), over streamable HTTP.
+
+    ``url`` is the notes server's when recording (see :func:`record_all`); on replay the
+    session runs on ``mcp_client``'s stand-in streams and only the URL's path (the key's
+    server name) matters. An error is caught inside the session block, as an application
+    catches it: past the block, the session's task group would wrap it in a group.
+    """
+    from mcp import ClientSession, types
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call() -> Any:
+        async with (
+            apirecorder.mcp_client(streamable_http_client(f"{url}/mcp")) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            try:
+                await session.initialize()
+                return await session.call_tool("add", {"a": 2, "b": 3})
+            except Exception as exc:  # raised again below, unwrapped
+                return exc
+
+    answer = asyncio.run(call())
+    if isinstance(answer, Exception):
+        raise answer
+    _expect(answer, types.CallToolResult)
+
+
 #: client name -> its scenario.
 SCENARIOS: dict[str, Callable[[str], None]] = {
     "openai-chat": openai_chat,
@@ -214,6 +243,7 @@ SCENARIOS: dict[str, Callable[[str], None]] = {
     "aiohttp": aiohttp_get,
     "urllib3": urllib3_get,
     "tool": tool_call,
+    "mcp": mcp_call,
 }
 
 
@@ -250,14 +280,30 @@ SHAPES: dict[str, Shape] = {
     "tool": _shape(("test_id", "provider", "tool_name", "kwargs"),
                    ("body", "is_streaming", "trusted_types"),
                    type_path="tests.replay_clients.Forecast"),
+    # The session writes initialize, tools/call and tools/list: the cases replace tools/call.
+    "mcp": _shape(("test_id", "provider", "tool_name", "kwargs"),
+                  ("body", "is_streaming", "trusted_types"),
+                  type_path="mcp_types._types.CallToolResult", method="tools/call"),
 }  # fmt: skip
+
+
+def _mcp_server() -> Any:
+    from tests.mcp_servers import notes_server
+
+    return notes_server.serve()
+
+
+#: The server a scenario records against when it is not the upstream: its base URL.
+SERVERS: dict[str, Callable[[], Any]] = {"mcp": _mcp_server}
 
 
 def record_all(url: str, root: Any) -> None:
     """Record every scenario against the running upstream, one folder per client."""
     for name, scenario in SCENARIOS.items():
-        with (
-            apirecorder.recording("record", root / name),
-            apirecorder.test_context(TEST_ID),
-        ):
-            scenario(url)
+        with contextlib.ExitStack() as stack:
+            base = url
+            if name in SERVERS:
+                base = stack.enter_context(SERVERS[name]()).removesuffix("/mcp")
+            stack.enter_context(apirecorder.recording("record", root / name))
+            stack.enter_context(apirecorder.test_context(TEST_ID))
+            scenario(base)
