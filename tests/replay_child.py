@@ -38,7 +38,7 @@ def _alarm(signum: int, frame: Any) -> None:
 def _client_errors(client: str) -> tuple[type[BaseException], ...]:
     # The errors a client raises for a recorded error answer (a status, or a transport error
     # met midway): a faithful replay of a file that records one.
-    if client.startswith("openai"):
+    if client.startswith(("openai", "reference:")):
         import openai
 
         return (openai.APIError,)
@@ -88,16 +88,16 @@ def _replay(client: str, url: str) -> Callable[[Path], dict[str, Any]]:
     import apirecorder
     from apirecorder import ApiRecorderError
     from apirecorder._exceptions import is_interrupting
-    from tests.replay_clients import SCENARIOS, TEST_ID, WrongObject
+    from tests.replay_clients import WrongObject, scenario_for
 
-    scenario = SCENARIOS[client]
+    scenario, test_id = scenario_for(client)
     replayed_errors = _client_errors(client)
 
     def run(folder: Path) -> dict[str, Any]:
         try:
             with (
                 apirecorder.recording("replay", folder, block_network=True),
-                apirecorder.test_context(TEST_ID),
+                apirecorder.test_context(test_id),
             ):
                 scenario(url)
         except ApiRecorderError as exc:

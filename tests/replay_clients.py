@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import importlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import apirecorder
@@ -48,10 +51,10 @@ def forecast(city: str) -> Forecast:
 # One client per URL for a whole run: building one loads the CA certificates (tens of
 # milliseconds), which would be most of the cost of a replayed call.
 @functools.cache
-def _openai(url: str) -> Any:
+def _openai(url: str, path: str = "/v1") -> Any:
     import openai
 
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    return openai.OpenAI(base_url=f"{url}{path}", api_key=API_KEY, max_retries=0)
 
 
 @functools.cache
@@ -285,6 +288,53 @@ SHAPES: dict[str, Shape] = {
                   ("body", "is_streaming", "trusted_types"),
                   type_path="mcp_types._types.CallToolResult", method="tools/call"),
 }  # fmt: skip
+
+
+#: The reference recorder's OpenAI endpoints a reference file is replayed through, and the
+#: class of each answer (of each chunk, for a stream).
+REFERENCE_ENDPOINTS = {
+    "/v1/chat/completions": ("chat.completions", "openai.types.chat.ChatCompletion",
+                             "openai.types.chat.ChatCompletionChunk"),
+    "/v1/completions": ("completions", "openai.types.Completion", "openai.types.Completion"),
+    "/v1/embeddings": ("embeddings", "openai.types.CreateEmbeddingResponse", ""),
+}  # fmt: skip
+REFERENCE = "reference:"
+
+
+def _class(path: str) -> type[Any]:
+    module, _, name = path.rpartition(".")
+    cls: type[Any] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def reference_scenario(original: Path) -> tuple[Callable[[str], None], str | None]:
+    """The call a reference recording answers (read from an unmutated copy of it): the
+    scenario that replays it through the OpenAI SDK, and the test id it was recorded under."""
+    data = json.loads(original.read_text("utf-8"))
+    request = data["request"]
+    resource, answer, chunk = REFERENCE_ENDPOINTS[request["endpoint"]]
+    base = request["url"][: -len(request["endpoint"])]
+
+    def scenario(url: str) -> None:
+        method: Any = _openai(base, "")  # the recorded URL is the base URL and the endpoint
+        for part in resource.split("."):
+            method = getattr(method, part)
+        result = method.create(**request["body"])
+        if request["body"].get("stream"):
+            for item in result:
+                _expect(item, _class(chunk))
+        else:
+            _expect(result, _class(answer))
+
+    test_id = data.get("test_id")
+    return scenario, test_id if isinstance(test_id, str) else None
+
+
+def scenario_for(client: str) -> tuple[Callable[[str], None], str | None]:
+    """A client's scenario and the test id it runs under (``reference:<file>``: that file's)."""
+    if client.startswith(REFERENCE):
+        return reference_scenario(Path(client.removeprefix(REFERENCE)))
+    return SCENARIOS[client], TEST_ID
 
 
 def _mcp_server() -> Any:
