@@ -34,6 +34,8 @@ from tests.hostile_values import (
 )
 
 DEEP = 100_000
+#: The case that is the real recording, unchanged.
+AS_RECORDED = "as recorded"
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def hostile_cases(shape: Shape) -> list[Case]:
 
 
 def _special_files(add: Callable[[str, Maker], None]) -> None:
+    add(AS_RECORDED, _writes(lambda raw: raw))  # the real file: what every client replays
     add("fifo", _file(lambda path, raw: os.mkfifo(path)))
     add("symlink to /dev/urandom", _link("/dev/urandom"))
     add("symlink to /dev/zero", _link("/dev/zero"))

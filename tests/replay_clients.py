@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import apirecorder
+from apirecorder._context import TEST_ID_HEADER
 from tests.hostile_cases import Shape
 
 TEST_ID = "tests/replay_clients.py::scenario"
@@ -335,6 +336,91 @@ def scenario_for(client: str) -> tuple[Callable[[str], None], str | None]:
     if client.startswith(REFERENCE):
         return reference_scenario(Path(client.removeprefix(REFERENCE)))
     return SCENARIOS[client], TEST_ID
+
+
+# -- clients of ``apirecorder serve``: each asks the server once, and says what came back --
+
+
+def _served_error(status: int, body: Any) -> dict[str, Any]:
+    """An error answer of the server: the recorder's own (apirecorder_*), or another."""
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(kind, str) and kind.startswith("apirecorder"):
+        return {"outcome": "recorder", "status": status, "message": str(message)}
+    return {"outcome": "client error", "status": status, "message": json.dumps(body)[:2000]}
+
+
+def _serve_openai(stream: bool) -> Callable[[str], dict[str, Any]]:
+    def ask(server: str) -> dict[str, Any]:
+        import openai
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        client = _served_openai(server)
+        content = "Count" if stream else "Say hello"
+        messages: Any = [{"role": "user", "content": content}]
+        try:
+            # As the scenario asks (``stream`` only when it streams): the same call and file.
+            kwargs: Any = {"stream": True} if stream else {}
+            answer = client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, **kwargs
+            )
+            if stream:
+                for chunk in answer:
+                    _expect(chunk, ChatCompletionChunk)
+            else:
+                _expect(answer, ChatCompletion)
+        except openai.APIStatusError as exc:
+            return _served_error(exc.status_code, exc.body and {"error": exc.body})
+        except openai.APIError as exc:  # an error event in the stream
+            body = exc.body if isinstance(exc.body, dict) else {"message": str(exc)}
+            return _served_error(200, {"error": body})
+        except WrongObject as exc:
+            return {"outcome": "wrong object", "message": str(exc)}
+        return {"outcome": "ok"}
+
+    return ask
+
+
+@functools.cache
+def _served_openai(server: str) -> Any:
+    import openai
+
+    headers = {TEST_ID_HEADER: TEST_ID}
+    return openai.OpenAI(
+        base_url=f"{server}/v1", api_key=API_KEY, max_retries=0, default_headers=headers
+    )
+
+
+def _serve_http(server: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = _httpx().get(f"{server}/misc/json", headers={TEST_ID_HEADER: TEST_ID})
+    except httpx.TransportError as exc:
+        # A body cut short: the replay of a file that records a connection broken midway.
+        return {"outcome": "client error", "message": f"{type(exc).__name__}: {exc}"}
+    if response.status_code < 400:
+        return {"outcome": "ok", "status": response.status_code}
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    return _served_error(response.status_code, body)
+
+
+def _serve_health(server: str) -> dict[str, Any]:
+    response = _httpx().get(f"{server}/health", timeout=5)
+    return {"outcome": "ok" if response.status_code == 200 else "dead"}
+
+
+#: The clients of ``apirecorder serve``, by the source whose recording the server replays.
+SERVE_CLIENTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "openai-chat": _serve_openai(stream=False),
+    "openai-stream": _serve_openai(stream=True),
+    "httpx": _serve_http,
+    "health": _serve_health,
+}
 
 
 def _mcp_server() -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_cases import Case, hostile_cases
+from tests.hostile_cases import AS_RECORDED, Case, hostile_cases
 from tests.replay_clients import SCENARIOS, SHAPES
 from tests.replay_runner import Matrix, shared_root
 
@@ -67,6 +67,8 @@ def test_a_hostile_recording_is_refused_by_name_or_replayed_faithfully(
         # The client's own error class: right only when the file records an error.
         assert line["replays_error"], _explain(line)
     else:
+        assert outcome == "ok", _explain(line)
+    if case == AS_RECORDED:
         assert outcome == "ok", _explain(line)
 
 
@@ -130,3 +132,58 @@ def test_each_shape_is_the_shape_of_the_recording_made_live(matrix: Matrix) -> N
         assert isinstance(body, list) == shape.listed, client
         first = body[0] if isinstance(body, list) else body
         assert (first.get("__type__", "") if isinstance(first, dict) else "") == shape.type_path
+
+
+#: ``prune`` meets every case of every source: a hostile file is never deleted.
+PRUNE_SOURCES = CLI_SOURCES
+
+
+@pytest.mark.parametrize(
+    ("source", "case"),
+    [
+        pytest.param(source, case.name, id=f"prune::{source}::{case.name}")
+        for source in PRUNE_SOURCES
+        for case in CASES[source]
+    ],
+)
+def test_prune_deletes_only_a_readable_recording_of_a_removed_test(
+    matrix: Matrix, source: str, case: str
+) -> None:
+    line = matrix.cases("cli:prune", source, CASES[source])[case]
+    assert line["outcome"] == "exit", _explain(line)
+    assert "Traceback" not in line["output"], _explain(line)
+    assert line["code"] in (0, 1, 2), _explain(line)
+    if line["deleted"]:
+        assert line["readable"], _explain(line)
+    if case == AS_RECORDED:
+        # The intact recording of the removed test is what prune is for; a tool call's
+        # recording may be any test's, and stays unless the run was complete (this one is not).
+        assert line["deleted"] == (source != "tool"), _explain(line)
+
+
+#: What ``apirecorder serve`` replays to an HTTP client: a chat answer, a stream, raw HTTP.
+SERVE_SOURCES = ("openai-chat", "openai-stream", "httpx")
+
+
+@pytest.mark.parametrize(
+    ("source", "case"),
+    [
+        pytest.param(source, case.name, id=f"serve::{source}::{case.name}")
+        for source in SERVE_SOURCES
+        for case in CASES[source]
+    ],
+)
+def test_serve_answers_a_hostile_file_with_an_error_naming_it_and_keeps_serving(
+    matrix: Matrix, source: str, case: str
+) -> None:
+    line = matrix.cases(f"serve:{source}", source, CASES[source])[case]
+    assert line.get("alive"), _explain(line)
+    outcome = line["outcome"]
+    if outcome == "recorder":
+        assert _names_the_file(line["message"], line["path"]), _explain(line)
+    elif outcome == "client error":
+        assert line["replays_error"], _explain(line)
+    else:
+        assert outcome == "ok", _explain(line)
+    if case == AS_RECORDED:
+        assert outcome == "ok", _explain(line)

@@ -392,6 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
+        self._started = False  # one handler answers every request of a keep-alive connection
         with self.server.in_flight():
             self._answer()
 
@@ -422,12 +423,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_safely(_error_answer(502, "upstream_error", f"{type(exc).__name__}: {exc}"))
 
     def _send_safely(self, result: Answer) -> None:
+        if self._started:
+            # A response is under way: a second one would land inside its body as garbage.
+            self.close_connection = True
+            return
         with contextlib.suppress(OSError):
             self._send(result)
+
+    _started = False
 
     def _send(self, result: Answer) -> None:
         if self.wfile.closed:
             return
+        self._started = True
         self.send_response(result.status)
         for name, value in result.headers:
             self.send_header(name, value)
@@ -441,11 +449,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        for chunk in result.chunks:
-            if chunk:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
+        try:
+            for chunk in result.chunks:
+                self._chunk(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            self._end_broken_stream(result, exc)
+            return
         self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _chunk(self, chunk: bytes) -> None:
+        if chunk:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+
+    def _end_broken_stream(self, result: Answer, exc: Exception) -> None:
+        """A stream that fails once its status is sent: an event stream ends with an error
+        event (what the providers send, and what their SDKs raise as an error), naming the
+        file for a recorder error; any other body is cut short, as a connection that broke."""
+        self.server.log(f"apirecorder serve: {self.command} {self.path}: {exc}\n")
+        self.close_connection = True
+        content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
+        if "text/event-stream" in content_type.lower() and isinstance(exc, ApiRecorderError):
+            error = {"type": "apirecorder_error", "message": str(exc), "code": "apirecorder_error"}
+            self._chunk(_sse({"error": error}))
+            self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 
