@@ -291,6 +291,13 @@ def _provider_of(path: str) -> str:
     return "http"
 
 
+@functools.cache
+def _relay_transport() -> Any:
+    import httpx
+
+    return httpx.HTTPTransport()
+
+
 def _http_answer(config: ServeConfig, incoming: Incoming) -> Answer:
     import httpx
 
@@ -305,21 +312,18 @@ def _http_answer(config: ServeConfig, incoming: Incoming) -> Answer:
     url = base.rstrip("/") + incoming.path + (f"?{incoming.query}" if incoming.query else "")
     headers = {k: v for k, v in incoming.headers.items() if k not in _HOP_BY_HOP}
     headers.pop(TEST_ID_HEADER.lower(), None)
-    client = httpx.Client(timeout=httpx.Timeout(600.0, connect=10.0))
+    # A client per request (no cookie carried from one test's request to the next) over one
+    # transport: building a transport loads the CA certificates, tens of milliseconds.
+    client = httpx.Client(transport=_relay_transport(), timeout=httpx.Timeout(600.0, connect=10.0))
     request = client.build_request(incoming.method, url, headers=headers, content=incoming.body)
-    try:
-        response = client.send(request, stream=True)
-    except BaseException:
-        client.close()
-        raise
+    response = client.send(request, stream=True)
     out = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
 
     def relay() -> Iterator[bytes]:
         try:
             yield from response.iter_bytes()
         finally:
-            response.close()
-            client.close()
+            response.close()  # the client is not closed: that would close the shared transport
 
     return Answer(response.status_code, out, chunks=relay())
 
