@@ -90,16 +90,22 @@ def _brotli_answer(coding: str, body: bytes) -> Callable[[Request], Response]:
     return answer
 
 
+def _record(upstream: Upstream, folder: Path, call: Callable[[str], bytes]) -> tuple[bytes, str]:
+    """``call`` against a route answering a br body, recorded; the upstream then stopped."""
+    upstream.add_route("GET", "/misc/br", _brotli_answer("br", ENCODED))
+    url = f"{upstream.url}/misc/br"
+    with apirecorder.recording("record", folder), apirecorder.test_context(TEST_ID):
+        live = call(url)
+    upstream.stop()
+    return live, url
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_br_body_replays_as_the_raw_bytes_the_client_got_live(
     upstream: Upstream, tmp_path: Path, client: str
 ) -> None:
-    upstream.add_route("GET", "/misc/br", _brotli_answer("br", ENCODED))
-    url = f"{upstream.url}/misc/br"
     call = CLIENTS[client]
-    with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
-        live = call(url)
-    upstream.stop()
+    live, url = _record(upstream, tmp_path, call)
     assert live == ENCODED  # the client cannot decode br: it hands back the wire bytes
     (path,) = tmp_path.glob("*.json")
     response = json.loads(path.read_text("utf-8"))["response"]
@@ -117,12 +123,8 @@ def test_a_br_body_replays_as_the_raw_bytes_the_client_got_live(
 def test_br_stacked_with_gzip_is_refused_by_name_on_replay(
     upstream: Upstream, tmp_path: Path, client: str
 ) -> None:
-    upstream.add_route("GET", "/misc/br", _brotli_answer("br", ENCODED))
-    url = f"{upstream.url}/misc/br"
     call = CLIENTS[client]
-    with apirecorder.recording("record", tmp_path), apirecorder.test_context(TEST_ID):
-        call(url)
-    upstream.stop()
+    _, url = _record(upstream, tmp_path, call)
     (path,) = tmp_path.glob("*.json")
     data = json.loads(path.read_text("utf-8"))
     data["response"]["headers"]["content-encoding"] = "gzip, br"
