@@ -11,6 +11,7 @@ file (or, where the file is still a valid recording, a replay of the client's ow
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
 import json
@@ -31,9 +32,12 @@ from tests.hostile_values import (
     HUGE_TEXT,
     RETYPES,
     WRONG_CLASSES,
+    brotli_stored,
 )
 
 DEEP = 100_000
+#: The case that is the real recording, unchanged.
+AS_RECORDED = "as recorded"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Shape:
     #: The body is a list (stream chunks, model list).
     listed: bool = False
     streaming: bool = False
+    #: When a call writes several recordings, the one the cases replace: its request's
+    #: ``tool_name`` (the others are copied beside each case as they were recorded).
+    method: str = ""
 
 
 #: Writes the case's file at a path, given the real recording's bytes; returns whether the
@@ -187,6 +194,7 @@ def hostile_cases(shape: Shape) -> list[Case]:
 
 
 def _special_files(add: Callable[[str, Maker], None]) -> None:
+    add(AS_RECORDED, _writes(lambda raw: raw))  # the real file: what every client replays
     add("fifo", _file(lambda path, raw: os.mkfifo(path)))
     add("symlink to /dev/urandom", _link("/dev/urandom"))
     add("symlink to /dev/zero", _link("/dev/zero"))
@@ -437,10 +445,26 @@ def _http(edit: Callable[..., None]) -> None:
         "body_format sse over an object",
         lambda d: d["response"].update(body_format="sse", body={"a": 1}),
     )
+    # Brotli: no decoder is installed (neither brotli nor brotlicffi), so a br body is passed
+    # on as recorded, its bytes raw, and the client decodes it only if it can.
+    edit("br over a brotli body", _encoded(brotli_stored, "br"))
+    edit("br then gzip", _encoded(lambda b: gzip.compress(brotli_stored(b), mtime=0), "br, gzip"))
+    edit("gzip then br", _encoded(lambda b: brotli_stored(gzip.compress(b, mtime=0)), "gzip, br"))
     edit(
         "body a lone surrogate text",
         lambda d: d["response"].update(body_format="text", body="a \ud800 b"),
     )
+
+
+def _encoded(encode: Callable[[bytes], bytes], coding: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        response = data["response"]
+        plain = json.dumps(response.get("body")).encode()
+        response.update(body_format="base64", body=base64.b64encode(encode(plain)).decode())
+        response.pop("body_decoded", None)
+        response["headers"] = {**response.get("headers", {}), "content-encoding": coding}
+
+    return change
 
 
 def _values(edit: Callable[..., None]) -> None:

@@ -179,3 +179,39 @@ HEADERS: dict[str, dict[str, Any]] = {
 }
 
 BODY_FORMATS = ("base64", "text", "json", "sse", "ndjson", "xml", "", 5, None)
+
+
+def brotli_stored(data: bytes) -> bytes:
+    """``data`` as a brotli stream of uncompressed meta-blocks (RFC 7932, section 9.2).
+
+    What a brotli encoder writes for incompressible input; written here because neither
+    ``brotli`` nor ``brotlicffi`` is installed, so the recorder cannot decode it either.
+    """
+    bits: list[int] = [0]  # WBITS: a single 0 bit is a 16-bit window
+
+    def put(value: int, count: int) -> None:
+        bits.extend((value >> i) & 1 for i in range(count))
+
+    def pad() -> None:
+        bits.extend([0] * (-len(bits) % 8))
+
+    out = bytearray()
+
+    def flush() -> None:
+        pad()
+        for start in range(0, len(bits), 8):
+            out.append(sum(bit << i for i, bit in enumerate(bits[start : start + 8])))
+        bits.clear()
+
+    for start in range(0, len(data), 1 << 16):
+        block = data[start : start + (1 << 16)]
+        put(0, 1)  # ISLAST
+        put(0, 2)  # MNIBBLES: 4
+        put(len(block) - 1, 16)  # MLEN - 1
+        put(1, 1)  # ISUNCOMPRESSED
+        flush()
+        out += block
+    put(1, 1)  # ISLAST
+    put(1, 1)  # ISLASTEMPTY
+    flush()
+    return bytes(out)

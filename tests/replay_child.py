@@ -15,6 +15,7 @@ import contextlib
 import faulthandler
 import io
 import json
+import os
 import resource
 import signal
 import sys
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.hostile_values import CANARY_MODULE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CaseTimeout(BaseException):
@@ -38,7 +41,7 @@ def _alarm(signum: int, frame: Any) -> None:
 def _client_errors(client: str) -> tuple[type[BaseException], ...]:
     # The errors a client raises for a recorded error answer (a status, or a transport error
     # met midway): a faithful replay of a file that records one.
-    if client.startswith("openai"):
+    if client.startswith(("openai", "reference:")):
         import openai
 
         return (openai.APIError,)
@@ -56,6 +59,10 @@ def _client_errors(client: str) -> tuple[type[BaseException], ...]:
         return (errors.APIError,)
     if client == "tool":
         return (Exception,)  # a tool's recorded exception is rebuilt as its own class
+    if client == "mcp":
+        from mcp.shared.exceptions import MCPError
+
+        return (MCPError,)  # a recorded protocol error
     import aiohttp
     import httpx
     import httpx2
@@ -84,16 +91,16 @@ def _replay(client: str, url: str) -> Callable[[Path], dict[str, Any]]:
     import apirecorder
     from apirecorder import ApiRecorderError
     from apirecorder._exceptions import is_interrupting
-    from tests.replay_clients import SCENARIOS, TEST_ID, WrongObject
+    from tests.replay_clients import WrongObject, scenario_for
 
-    scenario = SCENARIOS[client]
+    scenario, test_id = scenario_for(client)
     replayed_errors = _client_errors(client)
 
     def run(folder: Path) -> dict[str, Any]:
         try:
             with (
                 apirecorder.recording("replay", folder, block_network=True),
-                apirecorder.test_context(TEST_ID),
+                apirecorder.test_context(test_id),
             ):
                 scenario(url)
         except ApiRecorderError as exc:
@@ -109,7 +116,7 @@ def _replay(client: str, url: str) -> Callable[[Path], dict[str, Any]]:
     return run
 
 
-def _cli(command: str) -> Callable[[Path], dict[str, Any]]:
+def _cli(command: str) -> Callable[..., dict[str, Any]]:
     from apirecorder._cli import main
     from tests.replay_clients import TEST_ID
 
@@ -134,17 +141,84 @@ def _cli(command: str) -> Callable[[Path], dict[str, Any]]:
             "scan": ["scan", "--no-env", str(folder)],
         }.get(command, [command, str(folder)])
 
-    def run(folder: Path) -> dict[str, Any]:
+    def run(folder: Path, args: list[str] | None = None) -> dict[str, Any]:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(argv(folder))
+                code = main(args if args is not None else argv(folder))
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 2
         output = out.getvalue() + err.getvalue()
         if len(output) > 8000:  # the start names the files, the end says what went wrong
             output = f"{output[:4000]}\n[...]\n{output[-4000:]}"
         return {"outcome": "exit", "code": code, "output": output}
+
+    return run
+
+
+def _prune() -> Callable[[Path], dict[str, Any]]:
+    """``apirecorder prune --yes`` after a run in which the case's test no longer exists.
+
+    The ledger is the one the plugin writes at the end of a run (``find_unused`` over the
+    searched folder, ``ledger_data``): another test of the same file ran and passed, one was
+    deselected (so the run is not complete and shared recordings stay), the case's test is
+    gone, so the intact recording of it is "unused" and deleted. A file that is not readable
+    as a recording of that test must be left where it is.
+    """
+    from apirecorder import ApiRecorderError
+    from apirecorder._diagnostics import recording_test_id
+    from apirecorder._ledger import RunFacts, find_unused, ledger_data
+    from apirecorder._storage import load_recording
+    from tests.replay_clients import TEST_ID
+
+    other = TEST_ID.replace("::scenario", "::another_test")
+
+    def readable(path: Path) -> bool:
+        try:
+            return recording_test_id(load_recording(path)) == TEST_ID
+        except ApiRecorderError:
+            return False
+
+    def run(folder: Path) -> dict[str, Any]:
+        (path,) = [p for p in folder.iterdir() if p.name != "base.json"]
+        was_readable = readable(path)
+        facts = RunFacts(
+            selected={other},
+            deselected={TEST_ID.replace("::scenario", "::deselected")},
+            outcomes={other: "passed"},
+            folders={str(folder)},
+            modes={"replay"},
+        )
+        ledger = folder.parent / f"ledger-{folder.name}.json"
+        ledger.write_text(json.dumps(ledger_data(facts, ROOT, find_unused(facts, ROOT))))
+        line = _cli("prune")(folder, ["prune", "--yes", "--ledger", str(ledger)])
+        return {**line, "readable": was_readable, "deleted": not os.path.lexists(path)}
+
+    return run
+
+
+def _serve(source: str, url: str) -> Callable[[Path], dict[str, Any]]:
+    """Each case folder served by one ``apirecorder serve`` (in this process, its storage
+    folder set per case) to an HTTP client; after each case the server must still answer."""
+    import threading
+
+    from apirecorder._cli._server import ServeConfig, make_server
+    from tests.replay_clients import SERVE_CLIENTS
+
+    log = io.StringIO()
+    config = ServeConfig(mode="replay", upstreams={"openai": url, "http": url}, log=log)
+    server = make_server("127.0.0.1", 0, config)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ask = SERVE_CLIENTS[source]
+
+    def run(folder: Path) -> dict[str, Any]:
+        config.storage_dir = folder
+        log.seek(0)
+        log.truncate()
+        line = ask(server.url)
+        line["alive"] = SERVE_CLIENTS["health"](server.url)["outcome"] == "ok"
+        line["log"] = log.getvalue()[-2000:]
+        return line
 
     return run
 
@@ -161,8 +235,14 @@ def main(argv: list[str]) -> int:
 
     def runner(name: str) -> Callable[[Path], dict[str, Any]]:
         if name not in runners:
-            made = _cli(name.removeprefix("cli:")) if name.startswith("cli:") else None
-            runners[name] = made or _replay(name, url)
+            if name == "cli:prune":
+                runners[name] = _prune()
+            elif name.startswith("cli:"):
+                runners[name] = _cli(name.removeprefix("cli:"))
+            elif name.startswith("serve:"):
+                runners[name] = _serve(name.removeprefix("serve:"), url)
+            else:
+                runners[name] = _replay(name, url)
         return runners[name]
 
     # Each entry is (case, folder) for this child's client, or (case, folder, client).

@@ -9,12 +9,17 @@ client's own kind of answer: a recording that hands back anything else fails wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import importlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import apirecorder
+from apirecorder._context import TEST_ID_HEADER
 from tests.hostile_cases import Shape
 
 TEST_ID = "tests/replay_clients.py::scenario"
@@ -47,10 +52,10 @@ def forecast(city: str) -> Forecast:
 # One client per URL for a whole run: building one loads the CA certificates (tens of
 # milliseconds), which would be most of the cost of a replayed call.
 @functools.cache
-def _openai(url: str) -> Any:
+def _openai(url: str, path: str = "/v1") -> Any:
     import openai
 
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    return openai.OpenAI(base_url=f"{url}{path}", api_key=API_KEY, max_retries=0)
 
 
 @functools.cache
@@ -198,6 +203,34 @@ def tool_call(url: str) -> None:
     _expect(forecast("Paris"), Forecast)
 
 
+def mcp_call(url: str) -> None:
+    """``add`` on the repo's MCP notes server (tests/mcp_servers), over streamable HTTP.
+
+    ``url`` is the notes server's when recording (see :func:`record_all`); on replay the
+    session runs on ``mcp_client``'s stand-in streams and only the URL's path (the key's
+    server name) matters. An error is caught inside the session block, as an application
+    catches it: past the block, the session's task group would wrap it in a group.
+    """
+    from mcp import ClientSession, types
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call() -> Any:
+        async with (
+            apirecorder.mcp_client(streamable_http_client(f"{url}/mcp")) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            try:
+                await session.initialize()
+                return await session.call_tool("add", {"a": 2, "b": 3})
+            except Exception as exc:  # raised again below, unwrapped
+                return exc
+
+    answer = asyncio.run(call())
+    if isinstance(answer, Exception):
+        raise answer
+    _expect(answer, types.CallToolResult)
+
+
 #: client name -> its scenario.
 SCENARIOS: dict[str, Callable[[str], None]] = {
     "openai-chat": openai_chat,
@@ -214,6 +247,7 @@ SCENARIOS: dict[str, Callable[[str], None]] = {
     "aiohttp": aiohttp_get,
     "urllib3": urllib3_get,
     "tool": tool_call,
+    "mcp": mcp_call,
 }
 
 
@@ -250,14 +284,162 @@ SHAPES: dict[str, Shape] = {
     "tool": _shape(("test_id", "provider", "tool_name", "kwargs"),
                    ("body", "is_streaming", "trusted_types"),
                    type_path="tests.replay_clients.Forecast"),
+    # The session writes initialize, tools/call and tools/list: the cases replace tools/call.
+    "mcp": _shape(("test_id", "provider", "tool_name", "kwargs"),
+                  ("body", "is_streaming", "trusted_types"),
+                  type_path="mcp_types._types.CallToolResult", method="tools/call"),
 }  # fmt: skip
+
+
+#: The reference recorder's OpenAI endpoints a reference file is replayed through, and the
+#: class of each answer (of each chunk, for a stream).
+REFERENCE_ENDPOINTS = {
+    "/v1/chat/completions": ("chat.completions", "openai.types.chat.ChatCompletion",
+                             "openai.types.chat.ChatCompletionChunk"),
+    "/v1/completions": ("completions", "openai.types.Completion", "openai.types.Completion"),
+    "/v1/embeddings": ("embeddings", "openai.types.CreateEmbeddingResponse", ""),
+}  # fmt: skip
+REFERENCE = "reference:"
+
+
+def _class(path: str) -> type[Any]:
+    module, _, name = path.rpartition(".")
+    cls: type[Any] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def reference_scenario(original: Path) -> tuple[Callable[[str], None], str | None]:
+    """The call a reference recording answers (read from an unmutated copy of it): the
+    scenario that replays it through the OpenAI SDK, and the test id it was recorded under."""
+    data = json.loads(original.read_text("utf-8"))
+    request = data["request"]
+    resource, answer, chunk = REFERENCE_ENDPOINTS[request["endpoint"]]
+    base = request["url"][: -len(request["endpoint"])]
+
+    def scenario(url: str) -> None:
+        method: Any = _openai(base, "")  # the recorded URL is the base URL and the endpoint
+        for part in resource.split("."):
+            method = getattr(method, part)
+        result = method.create(**request["body"])
+        if request["body"].get("stream"):
+            for item in result:
+                _expect(item, _class(chunk))
+        else:
+            _expect(result, _class(answer))
+
+    test_id = data.get("test_id")
+    return scenario, test_id if isinstance(test_id, str) else None
+
+
+def scenario_for(client: str) -> tuple[Callable[[str], None], str | None]:
+    """A client's scenario and the test id it runs under (``reference:<file>``: that file's)."""
+    if client.startswith(REFERENCE):
+        return reference_scenario(Path(client.removeprefix(REFERENCE)))
+    return SCENARIOS[client], TEST_ID
+
+
+# -- clients of ``apirecorder serve``: each asks the server once, and says what came back --
+
+
+def _served_error(status: int, body: Any) -> dict[str, Any]:
+    """An error answer of the server: the recorder's own (apirecorder_*), or another."""
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(kind, str) and kind.startswith("apirecorder"):
+        return {"outcome": "recorder", "status": status, "message": str(message)}
+    return {"outcome": "client error", "status": status, "message": json.dumps(body)[:2000]}
+
+
+def _serve_openai(stream: bool) -> Callable[[str], dict[str, Any]]:
+    def ask(server: str) -> dict[str, Any]:
+        import openai
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        client = _served_openai(server)
+        content = "Count" if stream else "Say hello"
+        messages: Any = [{"role": "user", "content": content}]
+        try:
+            # As the scenario asks (``stream`` only when it streams): the same call and file.
+            kwargs: Any = {"stream": True} if stream else {}
+            answer = client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, **kwargs
+            )
+            if stream:
+                for chunk in answer:
+                    _expect(chunk, ChatCompletionChunk)
+            else:
+                _expect(answer, ChatCompletion)
+        except openai.APIStatusError as exc:
+            return _served_error(exc.status_code, exc.body and {"error": exc.body})
+        except openai.APIError as exc:  # an error event in the stream
+            body = exc.body if isinstance(exc.body, dict) else {"message": str(exc)}
+            return _served_error(200, {"error": body})
+        except WrongObject as exc:
+            return {"outcome": "wrong object", "message": str(exc)}
+        return {"outcome": "ok"}
+
+    return ask
+
+
+@functools.cache
+def _served_openai(server: str) -> Any:
+    import openai
+
+    headers = {TEST_ID_HEADER: TEST_ID}
+    return openai.OpenAI(
+        base_url=f"{server}/v1", api_key=API_KEY, max_retries=0, default_headers=headers
+    )
+
+
+def _serve_http(server: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = _httpx().get(f"{server}/misc/json", headers={TEST_ID_HEADER: TEST_ID})
+    except httpx.TransportError as exc:
+        # A body cut short: the replay of a file that records a connection broken midway.
+        return {"outcome": "client error", "message": f"{type(exc).__name__}: {exc}"}
+    if response.status_code < 400:
+        return {"outcome": "ok", "status": response.status_code}
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    return _served_error(response.status_code, body)
+
+
+def _serve_health(server: str) -> dict[str, Any]:
+    response = _httpx().get(f"{server}/health", timeout=5)
+    return {"outcome": "ok" if response.status_code == 200 else "dead"}
+
+
+#: The clients of ``apirecorder serve``, by the source whose recording the server replays.
+SERVE_CLIENTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "openai-chat": _serve_openai(stream=False),
+    "openai-stream": _serve_openai(stream=True),
+    "httpx": _serve_http,
+    "health": _serve_health,
+}
+
+
+def _mcp_server() -> Any:
+    from tests.mcp_servers import notes_server
+
+    return notes_server.serve()
+
+
+#: The server a scenario records against when it is not the upstream: its base URL.
+SERVERS: dict[str, Callable[[], Any]] = {"mcp": _mcp_server}
 
 
 def record_all(url: str, root: Any) -> None:
     """Record every scenario against the running upstream, one folder per client."""
     for name, scenario in SCENARIOS.items():
-        with (
-            apirecorder.recording("record", root / name),
-            apirecorder.test_context(TEST_ID),
-        ):
-            scenario(url)
+        with contextlib.ExitStack() as stack:
+            base = url
+            if name in SERVERS:
+                base = stack.enter_context(SERVERS[name]()).removesuffix("/mcp")
+            stack.enter_context(apirecorder.recording("record", root / name))
+            stack.enter_context(apirecorder.test_context(TEST_ID))
+            scenario(base)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.hostile_cases import Case
-from tests.replay_clients import record_all
+from tests.replay_clients import SHAPES, record_all
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,14 @@ class Matrix:
             self.url = url_file.read_text()
 
     def recording_of(self, client: str) -> Path:
-        (path,) = (self.base / client).iterdir()
+        """The recording the cases of ``client`` replace (of several, the one its shape names)."""
+        paths = sorted((self.base / client).iterdir())
+        method = SHAPES[client].method
+        if method:
+            paths = [
+                p for p in paths if json.loads(p.read_bytes())["request"]["tool_name"] == method
+            ]
+        (path,) = paths
         return path
 
     def cases(self, runner: str, source: str, cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
@@ -112,6 +119,7 @@ class Matrix:
     ) -> dict[str, tuple[Path, bool]]:
         original = self.recording_of(source)
         raw = original.read_bytes()
+        others = [p for p in original.parent.iterdir() if p != original]
         (folder / "base.json").write_bytes(raw)
         # What ``explain`` is asked about: the real recording's request body.
         body = json.loads(raw)["request"].get("body") or {}
@@ -121,6 +129,8 @@ class Matrix:
             case_dir = folder / f"{index:03d}"
             case_dir.mkdir()
             path = case_dir / original.name
+            for other in others:  # the call's other recordings, as recorded
+                shutil.copyfile(other, case_dir / other.name)
             written[case.name] = (path, case.make(path, raw))
         return written
 

@@ -1,8 +1,9 @@
 """The Anthropic SDK through the HTTP layer (it rides on httpx2): record, then replay offline.
 
-No Anthropic-specific code exists in apirecorder: the SDK's requests are recorded at the
-transport, and on replay the SDK parses the recorded bytes into its own types, streams and
-exception classes exactly as it parses a live response.
+The SDK's requests are recorded at the transport, and on replay the SDK parses the recorded
+bytes into its own types, streams and exception classes exactly as it parses a live response
+(``_interceptors/_anthropic`` only checks that a replayed answer parses into the class the SDK
+asked for: tests/test_anthropic_replay_checks.py).
 """
 
 from __future__ import annotations

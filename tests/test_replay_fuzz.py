@@ -1,12 +1,13 @@
 """The replay path under a seeded, deterministic mutator: thousands of broken recordings.
 
-Real recordings (one per client, made against the local upstream, which is then stopped) are
-mutated: fields deleted, retyped, duplicated or swapped, the text truncated or bit-flipped,
-values nested deep, numbers made huge, NaN or infinite, strings given lone surrogates,
-``__type__`` values replaced. Each mutant is replayed through its real client in one child
-process under a memory limit. Every outcome is a replay of the client's own type, the
-client's own error for a file that records one, or an ApiRecorderError naming the file; never
-another exception, a hang or a crash.
+Real recordings (one per client, made against the local upstream, which is then stopped) and
+the reference recorder's own files (an unmutated copy of each in tmp tells the call; the files
+under tests/fixtures are only read) are mutated: fields deleted, retyped, duplicated or
+swapped, the text truncated or bit-flipped, values nested deep, numbers made huge, NaN or
+infinite, strings given lone surrogates, ``__type__`` values replaced. Each mutant is
+replayed through its real client in one child process under a memory limit. Every outcome
+is a replay of the client's own type, the client's own error for a file that records one, or
+an ApiRecorderError naming the file; never another exception, a hang or a crash.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,20 @@ import pytest
 
 from tests.hostile_cases import records_error
 from tests.hostile_values import HOSTILE_TYPES, RETYPES, WRONG_CLASSES
-from tests.replay_clients import SCENARIOS
-from tests.replay_runner import Matrix, run_cases, shared_root
+from tests.replay_clients import REFERENCE, REFERENCE_ENDPOINTS, SCENARIOS
+from tests.replay_runner import ROOT, Matrix, run_cases, shared_root
 
 SEED = 14
-PER_CLIENT = 300
-#: Clients whose answer is not checked by class: the HTTP layer below the Anthropic SDK
-#: replays bytes (the SDK parses whatever JSON they hold). A tool is checked against its
-#: return annotation (_toolhints), and the fuzz's tool is annotated.
-UNCHECKED_ANSWERS = ("anthropic",)
+PER_CLIENT = 250
+PER_REFERENCE = 30
+#: The reference recorder's files that the OpenAI SDK replays (chat, streamed or not,
+#: completions, embeddings), once each by name, from both fixture folders.
+REFERENCE_FILES = {
+    path.name: path
+    for folder in ("tests/fixtures", "tests/fixtures-2026")
+    for path in sorted((ROOT / folder).rglob("*.json"))
+    if json.loads(path.read_bytes())["request"].get("endpoint") in REFERENCE_ENDPOINTS
+}
 
 Node = tuple[Any, Any]  # (container, key or index)
 
@@ -123,19 +130,36 @@ def _mutant(raw: bytes, rng: random.Random) -> tuple[bytes, bool]:
 def _write_mutants(matrix: Matrix, folder: Path) -> tuple[list[list[str]], dict[str, Any]]:
     entries: list[list[str]] = []
     facts: dict[str, Any] = {}
-    for client in SCENARIOS:
-        original = matrix.recording_of(client)
+
+    def write(client: str, original: Path, count: int, key: str) -> None:
         raw = original.read_bytes()
-        rng = random.Random(f"{SEED}-{client}")
-        for index in range(PER_CLIENT):
-            case = f"{client}#{index}"
-            case_dir = folder / client / f"{index:04d}"
+        base = json.loads(raw)
+        others = [p for p in original.parent.iterdir() if p != original]
+        rng = random.Random(f"{SEED}-{key}")
+        for index in range(count):
+            case = f"{key}#{index}"
+            case_dir = folder / key / f"{index:04d}"
             case_dir.mkdir(parents=True)
-            text, replays_error = _mutant(raw, rng)
+            for other in others:  # the call's other recordings (MCP's initialize), as recorded
+                shutil.copyfile(other, case_dir / other.name)
+            text, replays_error = _mutant(raw, rng) if index else (raw, records_error(base))
             (case_dir / original.name).write_bytes(text)
             entries.append([case, str(case_dir), client])
             facts[case] = {"path": str(case_dir / original.name), "replays_error": replays_error}
+
+    for client in SCENARIOS:
+        write(client, matrix.recording_of(client), PER_CLIENT, client)
+    for name, fixture in REFERENCE_FILES.items():
+        # The call comes from an unmutated copy; the fixture itself is only read.
+        original = folder / "originals" / name[:16] / name
+        original.parent.mkdir(parents=True)
+        shutil.copyfile(fixture, original)
+        write(f"{REFERENCE}{original}", original, PER_REFERENCE, _reference(name))
     return entries, facts
+
+
+def _reference(name: str) -> str:
+    return f"reference-{name[:16]}"
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +188,6 @@ def _failures(outcomes: dict[str, dict[str, Any]], client: str) -> list[str]:
             outcome == "ok"
             or (outcome == "recorder" and line["path"] in line["message"])
             or (outcome == "client error" and line["replays_error"])
-            or (outcome == "wrong object" and client in UNCHECKED_ANSWERS)
         ) and not line.get("imported_canary")
         if not passed:
             bad.append(f"{case}: {outcome} {line.get('type', '')} {line.get('message', '')[-400:]}")
@@ -179,9 +202,25 @@ def test_a_mutated_recording_replays_or_is_refused_by_name(
     assert not failures, "\n".join(failures[:20])
 
 
+@pytest.mark.parametrize("name", REFERENCE_FILES)
+def test_a_mutated_reference_recording_replays_or_is_refused_by_name(
+    fuzzed: dict[str, dict[str, Any]], name: str
+) -> None:
+    key = _reference(name)
+    # Case 0 is the file as the reference wrote it: the call it answers is the right one.
+    first = fuzzed[f"{key}#0"]
+    assert first["outcome"] == ("client error" if first["replays_error"] else "ok"), first
+    failures = _failures(fuzzed, key)
+    assert not failures, "\n".join(failures[:20])
+
+
 def test_the_fuzz_runs_thousands_of_cases_and_reaches_every_outcome(
     fuzzed: dict[str, dict[str, Any]],
 ) -> None:
-    assert len(fuzzed) == PER_CLIENT * len(SCENARIOS) >= 3000
+    assert len(REFERENCE_FILES) >= 10
+    cases = PER_CLIENT * len(SCENARIOS) + PER_REFERENCE * len(REFERENCE_FILES)
+    assert len(fuzzed) == cases >= 4000
     outcomes = {line["outcome"] for line in fuzzed.values()}
     assert {"ok", "recorder"} <= outcomes
+    for client in SCENARIOS:  # case 0 of each is the real recording, which replays
+        assert fuzzed[f"{client}#0"]["outcome"] == "ok", client

@@ -26,6 +26,7 @@ from ._multipart import multipart_parts, without_boundary
 __all__ = [
     "BODY_FORMATS",
     "CONNECTION_HEADERS",
+    "check_brotli",
     "decode_body",
     "default_response_headers",
     "encode_body",
@@ -43,6 +44,28 @@ __all__ = [
 
 #: The recorded forms of a response body.
 BODY_FORMATS = ("json", "sse_lines", "sse", "ndjson", "text", "base64", "eventstream")
+
+
+def check_brotli(codings: list[str], source: Path | str | None) -> None:
+    """Refuse a br body stacked with other content codings when no brotli decoder is installed.
+
+    ``codings`` are the response's content codings, innermost first. A br body alone is
+    passed on as recorded, its bytes raw: httpx, urllib3 and aiohttp leave a coding they
+    cannot decode as it is, live or replayed. Stacked with gzip or deflate, they decode the
+    other codings around the br layer they skip and fail with their own errors.
+    """
+    import importlib.util
+
+    if "br" not in codings or len(codings) < 2:
+        return
+    if any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi")):
+        return
+    raise RecordingFormatError(
+        source,
+        f"the response says content-encoding {', '.join(codings)}: br cannot be decoded here "
+        "(neither brotli nor brotlicffi is installed), so no client can decode this body; "
+        "install brotli, or re-record the file",
+    )
 
 
 def media_type(content_type: str | None) -> str:

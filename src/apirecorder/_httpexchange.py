@@ -27,6 +27,7 @@ from ._exceptions import RecordingFormatError
 from ._flow import Adapter, R
 from ._httpbody import (
     CONNECTION_HEADERS,
+    check_brotli,
     decode_body,
     default_response_headers,
     encode_body,
@@ -386,6 +387,7 @@ def _check_encoding(headers: list[tuple[str, str]], body: bytes, source: Path | 
         if name.lower() == "content-encoding"
         for c in value.split(",")
     ]
+    check_brotli([c for c in codings if c and c != "identity"], source)
     for coding in reversed([c for c in codings if c and c != "identity"]):
         if coding == "zstd":
             if body.startswith(_ZSTD_MAGIC):

@@ -291,6 +291,13 @@ def _provider_of(path: str) -> str:
     return "http"
 
 
+@functools.cache
+def _relay_transport() -> Any:
+    import httpx
+
+    return httpx.HTTPTransport()
+
+
 def _http_answer(config: ServeConfig, incoming: Incoming) -> Answer:
     import httpx
 
@@ -305,21 +312,18 @@ def _http_answer(config: ServeConfig, incoming: Incoming) -> Answer:
     url = base.rstrip("/") + incoming.path + (f"?{incoming.query}" if incoming.query else "")
     headers = {k: v for k, v in incoming.headers.items() if k not in _HOP_BY_HOP}
     headers.pop(TEST_ID_HEADER.lower(), None)
-    client = httpx.Client(timeout=httpx.Timeout(600.0, connect=10.0))
+    # A client per request (no cookie carried from one test's request to the next) over one
+    # transport: building a transport loads the CA certificates, tens of milliseconds.
+    client = httpx.Client(transport=_relay_transport(), timeout=httpx.Timeout(600.0, connect=10.0))
     request = client.build_request(incoming.method, url, headers=headers, content=incoming.body)
-    try:
-        response = client.send(request, stream=True)
-    except BaseException:
-        client.close()
-        raise
+    response = client.send(request, stream=True)
     out = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
 
     def relay() -> Iterator[bytes]:
         try:
             yield from response.iter_bytes()
         finally:
-            response.close()
-            client.close()
+            response.close()  # the client is not closed: that would close the shared transport
 
     return Answer(response.status_code, out, chunks=relay())
 
@@ -392,6 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
+        self._started = False  # one handler answers every request of a keep-alive connection
         with self.server.in_flight():
             self._answer()
 
@@ -422,12 +427,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_safely(_error_answer(502, "upstream_error", f"{type(exc).__name__}: {exc}"))
 
     def _send_safely(self, result: Answer) -> None:
+        if self._started:
+            # A response is under way: a second one would land inside its body as garbage.
+            self.close_connection = True
+            return
         with contextlib.suppress(OSError):
             self._send(result)
+
+    _started = False
 
     def _send(self, result: Answer) -> None:
         if self.wfile.closed:
             return
+        self._started = True
         self.send_response(result.status)
         for name, value in result.headers:
             self.send_header(name, value)
@@ -441,11 +453,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        for chunk in result.chunks:
-            if chunk:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
+        try:
+            for chunk in result.chunks:
+                self._chunk(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            self._end_broken_stream(result, exc)
+            return
         self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _chunk(self, chunk: bytes) -> None:
+        if chunk:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+
+    def _end_broken_stream(self, result: Answer, exc: Exception) -> None:
+        """A stream that fails once its status is sent: an event stream ends with an error
+        event (what the providers send, and what their SDKs raise as an error), naming the
+        file for a recorder error; any other body is cut short, as a connection that broke."""
+        self.server.log(f"apirecorder serve: {self.command} {self.path}: {exc}\n")
+        self.close_connection = True
+        content_type = next((v for k, v in result.headers if k.lower() == "content-type"), "")
+        if "text/event-stream" in content_type.lower() and isinstance(exc, ApiRecorderError):
+            error = {"type": "apirecorder_error", "message": str(exc), "code": "apirecorder_error"}
+            self._chunk(_sse({"error": error}))
+            self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 

@@ -12,6 +12,8 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
     ("_ollama", "ollama"),
     ("_mcp", "mcp"),
     ("_genai", "google.genai"),
+    # Recorded below, at the HTTP layer: this one checks what the SDK parses a replay into.
+    ("_anthropic", "anthropic"),
     # The HTTP layer comes after every SDK layer; _httpx serves httpx and httpx2 (either one).
     ("_httpx", "httpx"),
     ("_httpx", "httpx2"),

@@ -35,12 +35,22 @@ from .._httpexchange import (
     test_id_header,
 )
 from .._recorder import Session, active_session
+from .._storage import Recording
 from .._types import Call, ResponseRecord
 
-__all__ = ["install"]
+__all__ = ["REPLAYED_FROM", "install", "replayed_from"]
 
 _LIBRARIES = ("httpx", "httpx2")
 _PATCHED = "__apirecorder_http_layer__"
+#: The ``extensions`` key of a response replayed from a file: the file's path. An SDK layer
+#: above (``_anthropic``) reads it to name the file when the SDK cannot parse what it holds.
+REPLAYED_FROM = "apirecorder_recording"
+
+
+def replayed_from(response: Any) -> Any:
+    """The recording ``response`` was replayed from, or None (a live response, or no httpx)."""
+    extensions = getattr(response, "extensions", None)
+    return extensions.get(REPLAYED_FROM) if isinstance(extensions, dict) else None
 
 
 def install(stack: ExitStack) -> None:
@@ -135,6 +145,13 @@ class _HttpxAdapter(HttpAdapter[Any]):
 
     def response(self, replayed: ReplayedResponse) -> Any:
         return _response(self.lib, replayed)
+
+    def replay(self, session: Session, recording: Recording, call: Call) -> Any:
+        # Only a response read from a file says where it came from; one rebuilt from a
+        # recording just written (record mode) is the live answer, and stays unmarked.
+        response = super().replay(session, recording, call)
+        response.extensions[REPLAYED_FROM] = recording.path
+        return response
 
     def is_stream(self, result: Any) -> bool:
         return True

@@ -18,6 +18,12 @@ this layer's. Such a session is keyed by its URL path over HTTP, as the wrapper 
 the session a pair of in-memory streams instead of starting the transport, and it names the
 server in the key (``server=``). It imports neither ``mcp`` nor ``anyio`` until it is used, so
 ``import apirecorder`` stays light. Everything that touches ``mcp``'s internals lives here.
+
+A replayed answer the SDK itself refuses (an output that breaks the tool's output schema, a
+claimed result where ``call_tool`` wants a ``CallToolResult``, a pydantic ``ValidationError``)
+is raised as :class:`~apirecorder.RecordingFormatError` naming the files replayed for that
+method, chained ``from`` the SDK's exception (:func:`_refusing`); a recorded protocol error
+still replays as ``MCPError``.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, ExitStack
 from contextvars import ContextVar
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._exceptions import ApiRecorderError, RecordingFormatError
 from .._flow import areplay_or_record
 from .._modes import Mode
-from .._recorder import active_session, sdk_layer_call
+from .._recorder import Call, Session, active_session, sdk_layer_call
+from .._storage import Recording
 from .._tools import ToolAdapter
 
 __all__ = ["McpClient", "install", "mcp_client"]
@@ -70,6 +78,10 @@ def install(stack: ExitStack) -> None:
     stack.enter_context(
         mock.patch.object(cls, "send_notification", _mcp_layer(cls.send_notification))
     )
+    for name in _CHECKED:
+        method = getattr(cls, name, None)
+        if method is not None:
+            stack.enter_context(mock.patch.object(cls, name, _refusing(method, errors)))
     _install_transports(stack)
 
 
@@ -155,7 +167,7 @@ def _send_request(
         call = session.tool_call(provider, str(data["method"]), data.get("params") or {})
         # The class the session asks for is what a replay must hand back (CallToolResult...).
         answers = (result_type,) if isinstance(result_type, type) else ()
-        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True, answers=answers)
+        adapter = _McpAdapter(provider, _TRUSTED, errors, async_items=True, answers=answers)
         return await areplay_or_record(
             session, call, adapter, lambda: original(self, request, result_type, *args, **kwargs)
         )
@@ -173,10 +185,67 @@ def _send_discover(
             return await original(self, version)
         provider = _provider(self)
         call = session.tool_call(provider, "server/discover", {"version": version})
-        adapter = ToolAdapter(provider, _TRUSTED, errors, async_items=True)
+        adapter = _McpAdapter(provider, _TRUSTED, errors, async_items=True)
         return await areplay_or_record(session, call, adapter, lambda: original(self, version))
 
     return send_discover
+
+
+# -- what the SDK refuses in a replayed answer --------------------------------------------
+
+#: The session's methods whose checks of an answer run after ``send_request`` hands it back.
+_CHECKED = (
+    *("initialize", "call_tool", "list_tools", "list_resources", "list_resource_templates"),
+    *("read_resource", "list_prompts", "get_prompt", "complete", "discover", "send_ping"),
+    *("set_logging_level", "subscribe_resource", "unsubscribe_resource"),
+)
+#: The recordings replayed for the outermost checked method running in this context.
+_replayed: ContextVar[list[Path] | None] = ContextVar("apirecorder_mcp_replayed", default=None)
+
+
+class _McpAdapter(ToolAdapter):
+    """A session request as a tool call, that notes which file each replay read."""
+
+    def replay(self, session: Session, recording: Recording, call: Call) -> Any:
+        paths = _replayed.get()
+        if paths is not None:
+            paths.append(recording.path)
+        return super().replay(session, recording, call)
+
+
+def _refusing(
+    original: Callable[..., Any], errors: tuple[type[BaseException], ...]
+) -> Callable[..., Any]:
+    """``original``, whose exceptions raised over a replayed answer name the recordings."""
+
+    @functools.wraps(original)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _replayed.get() is not None or not _replaying():  # live, or inside another one
+            return await original(self, *args, **kwargs)
+        paths: list[Path] = []
+        token = _replayed.set(paths)
+        faithful: tuple[type[BaseException], ...] = (ApiRecorderError, *errors)
+        try:
+            return await original(self, *args, **kwargs)
+        except faithful:
+            raise
+        except Exception as exc:
+            if not paths:
+                raise
+            raise _refused(original.__name__, paths, exc) from exc
+        finally:
+            _replayed.reset(token)
+
+    return method
+
+
+def _refused(method: str, paths: list[Path], exc: BaseException) -> RecordingFormatError:
+    also = "".join(f" (together with {path})" for path in paths[1:])
+    return RecordingFormatError(
+        paths[0],
+        f"response.body: the MCP SDK refuses what this recording answers to {method}{also}: "
+        f"{type(exc).__module__}.{type(exc).__qualname__}: {str(exc)[:300]}; re-record it",
+    )
 
 
 def _session_enter(original: Callable[..., Any]) -> Callable[..., Any]:
