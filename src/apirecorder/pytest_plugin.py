@@ -13,8 +13,8 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import ExitStack, suppress
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,9 +96,14 @@ class _DebugToStderr(logging.Handler):
 
 @dataclass(slots=True)
 class _TestBlock:
-    """A test's open recording block: closed by a finalizer of the test's own node."""
+    """A test's open recording block: closed by a finalizer of the test's own node.
 
-    stack: ExitStack
+    Its two context managers are entered and left by hand, not through an ExitStack: every
+    test opens one, and the stack costs as much again as entering them.
+    """
+
+    block: AbstractContextManager[Session]
+    context: AbstractContextManager[None]
     session: Session
     test_id: str
 
@@ -131,7 +136,8 @@ class ApiRecorderPlugin:
         self._checked: dict[int, pytest.Mark] = {}
         #: Node -> what its tests' apirecorder_config needs (see _config_needs).
         self._config_needs: dict[Any, frozenset[str] | None] = {}
-        #: (storage root, layout, shared folder, test file) -> the folders its tests search.
+        #: (storage root, layout, shared folder, test file) -> the folders its tests search
+        #: (added to :attr:`folders` once, when worked out).
         self._folders_of: dict[tuple[Path, bool, Path | None, str], tuple[Path, ...]] = {}
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
@@ -202,13 +208,15 @@ class ApiRecorderPlugin:
 
     # -- settings ---------------------------------------------------------------------
     def settings_for(
-        self, node: Any, config_options: Any
+        self, node: Any, config_options: Any, markers: tuple[pytest.Mark, ...] | None = None
     ) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and ``recording()`` options of one block, by precedence.
 
-        The result is shared between blocks with the same markers: it is never changed.
+        ``markers``: the node's apirecorder markers, when the caller has them already. The
+        result is shared between blocks with the same markers: it is never changed.
         """
-        markers = tuple(node.iter_markers(MARKER))
+        if markers is None:
+            markers = tuple(node.iter_markers(MARKER))
         if config_options:
             from_config = dict(config_options)
             problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
@@ -265,21 +273,19 @@ class ApiRecorderPlugin:
             check_marker(marker)
             self._checked[id(marker)] = marker
 
-    def wants_recording(self, item: pytest.Item, fixturenames: Sequence[str]) -> bool:
-        return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
-
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         # Markers are checked once, at collection: a mistake is one usage error, not one
         # failure per test. Which fixtures to intercept is decided here too, before -k and
         # xdist narrow the run, so it does not depend on which tests run.
-        for marker in item.iter_markers(MARKER):
+        markers = tuple(item.iter_markers(MARKER))
+        for marker in markers:
             try:
                 self._check(marker)
             except pytest.fail.Exception as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc.msg}") from None
-        names = list(getattr(item, "fixturenames", ()))
+        names = getattr(item, "fixturenames", ())
         self.run.fixture_names.update(names)
-        if not self.wants_recording(item, names):
+        if not (self.autouse or markers or MARKER in names):
             return
         info = getattr(item, "_fixtureinfo", None)
         by_name = getattr(info, "name2fixturedefs", {}) or {}
@@ -307,10 +313,9 @@ class ApiRecorderPlugin:
         # The ledger's folders depend on the test's file alone: worked out (and checked for
         # links) once per file, not once per test.
         key = (storage.root, storage.flat, storage.shared, test_id.partition("::")[0])
-        folders = self._folders_of.get(key)
-        if folders is None:
+        if key not in self._folders_of:
             folders = self._folders_of[key] = storage.dirs_for(test_id)
-        self.folders.update(folders)
+            self.folders.update(folders)
         self.run.modes.add(session.mode.value)
         if session.mode is Mode.RECORD:
             self.recorded.setdefault(test_id, set()).update(used)
@@ -348,43 +353,71 @@ class ApiRecorderPlugin:
         request = request if request is not None else getattr(item, "_request", None)
         return request.getfixturevalue(CONFIG_FIXTURE) if request is not None else None
 
-    def _waiting(self, item: Any) -> bool:
-        """True while a test that records or replays has no block open yet."""
+    def _waiting(self, item: Any) -> tuple[pytest.Mark, ...] | None:
+        """While a test that records or replays has no block open yet: its apirecorder
+        markers (an empty tuple when it is autouse or asks for the fixture), else None."""
         if _BLOCK in item.stash:
-            return False
-        if self.wants_recording(item, getattr(item, "fixturenames", ())):
-            return True
+            return None
+        markers = tuple(item.iter_markers(MARKER))
+        if markers or self.autouse or MARKER in getattr(item, "fixturenames", ()):
+            return markers
         item.stash[_BLOCK] = None
-        return False
+        return None
 
-    def _open_test(self, item: pytest.Item, config_options: Any) -> None:
+    def _open_test(
+        self, item: pytest.Item, config_options: Any, markers: tuple[pytest.Mark, ...] | None
+    ) -> None:
         test_id = self.test_id(item.nodeid)
-        stack = ExitStack()
+        mode, directory, options = self.settings_for(item, config_options, markers)
+        # As _open, for a test: its two context managers kept in its _TestBlock.
+        block = recording(mode, directory, root=self.root, process_wide=True, **options)
+        session = block.__enter__()
+        context = test_context(test_id)
+        entered = False
         try:
-            session = self._open(stack, item, config_options, test_id)
+            context.__enter__()
+            entered = True
+            if self._kept is None:
+                self._kept = ExitStack()
+                self._kept.enter_context(interceptors_kept())
         except BaseException:
-            stack.close()
+            try:
+                if entered:
+                    context.__exit__(None, None, None)
+            finally:
+                block.__exit__(None, None, None)
             raise
-        item.stash[_BLOCK] = _TestBlock(stack, session, test_id)
+        item.stash[_BLOCK] = _TestBlock(block, context, session, test_id)
         item.addfinalizer(lambda: self._close_test(item))
 
     def _close_test(self, item: pytest.Item) -> None:
         block = item.stash.get(_BLOCK, None)
         # A rerun of the same item (pytest-rerunfailures) decides afresh.
         del item.stash[_BLOCK]
-        if block is not None:
-            with block.stack:
-                self._close(block.session, block.test_id)
+        if block is None:
+            return
+        try:
+            self._close(block.session, block.test_id)
+        except BaseException as exc:
+            block.context.__exit__(type(exc), exc, exc.__traceback__)
+            if not block.block.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            try:
+                block.context.__exit__(None, None, None)
+            finally:
+                block.block.__exit__(None, None, None)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
         """Open the block of a test with no function-scoped fixture once set-up is done."""
         yield
-        if self._waiting(item):
+        markers = self._waiting(item)
+        if markers is not None:
             config_options = self._config_value(item, None)
             # A function-scoped apirecorder_config opens the block itself, right after it.
-            if self._waiting(item):
-                self._open_test(item, config_options)
+            if _BLOCK not in item.stash:
+                self._open_test(item, config_options, markers)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -419,20 +452,21 @@ class ApiRecorderPlugin:
         own around a wider-scoped fixture's set-up and its teardown."""
         if fixturedef.scope == "function":
             item = request.node
-            if not self._waiting(item):
+            markers = self._waiting(item)
+            if markers is None:
                 return (yield)
             if fixturedef.argname == CONFIG_FIXTURE:
                 # A function-scoped apirecorder_config (and what it needs) is set up first,
                 # outside the block its value configures.
                 result = yield
-                if self._waiting(item):
-                    self._open_test(item, result)
+                if _BLOCK not in item.stash:
+                    self._open_test(item, result, markers)
                 return result
             needs = self._config_needs_of(item)
             if needs is None or fixturedef.argname not in needs:
                 config_options = self._config_value(item, request)
-                if self._waiting(item):
-                    self._open_test(item, config_options)
+                if _BLOCK not in item.stash:
+                    self._open_test(item, config_options, markers)
             return (yield)
         if not self.wants_fixture(fixturedef, request):
             return (yield)
