@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import ApiRecorderError
+from ._secrets import _Lazy
 from ._storage import Recording, is_model_list, json_files_in, load_recording
 
 __all__ = [
@@ -363,7 +363,7 @@ class PrunePlan:
 
 #: The names recordings are written under (DESIGN section 5; ``<hash>-<n>.json`` for the
 #: n-th identical call of a test).
-RECORDING_NAME = re.compile(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8}|-[1-9][0-9]*)?\.json")
+RECORDING_NAME = _Lazy(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8}|-[1-9][0-9]*)?\.json")
 
 
 def plan_prune(ledger: Ledger) -> PrunePlan:

@@ -141,6 +141,9 @@ class _Lazy:
     def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
         return self.compiled.match(text, pos, endpos)
 
+    def fullmatch(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.fullmatch(text, pos, endpos)
+
     def sub(self, replacement: str, text: str) -> str:
         return self.compiled.sub(replacement, text)
 
