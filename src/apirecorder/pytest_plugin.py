@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, ExitStack, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,18 +93,27 @@ class _DebugToStderr(logging.Handler):
             sys.stderr.write(self.format(record) + "\n")
 
 
-@dataclass(slots=True)
 class _TestBlock:
     """A test's open recording block: closed by a finalizer of the test's own node.
 
     Its two context managers are entered and left by hand, not through an ExitStack: every
-    test opens one, and the stack costs as much again as entering them.
+    test opens one, and the stack costs as much again as entering them. (A plain class: a
+    slotted dataclass costs a millisecond of every run's start-up to build.)
     """
 
-    block: AbstractContextManager[Session]
-    context: AbstractContextManager[None]
-    session: Session
-    test_id: str
+    __slots__ = ("block", "context", "session", "test_id")
+
+    def __init__(
+        self,
+        block: AbstractContextManager[Session],
+        context: AbstractContextManager[None],
+        session: Session,
+        test_id: str,
+    ) -> None:
+        self.block = block
+        self.context = context
+        self.session = session
+        self.test_id = test_id
 
 
 #: A test's block while it is open; None once the test is known not to record or replay.
