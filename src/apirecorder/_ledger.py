@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._exceptions import ApiRecorderError
 from ._secrets import _Lazy
@@ -141,9 +141,9 @@ class RunFacts:
         )
 
 
-@dataclass(frozen=True)
-class UnusedRecording:
-    """A recording no test of the run used, the test that made it, and why it is unused."""
+class UnusedRecording(NamedTuple):
+    """A recording no test of the run used, the test that made it, and why it is unused.
+    (The ledger's records are NamedTuples: see :class:`apirecorder._secrets.KeyFormat`.)"""
 
     path: Path
     test_id: str | None
@@ -267,8 +267,7 @@ def _shown(path: Path, root: Path) -> str:
 # -- the ledger file ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ledger:
+class Ledger(NamedTuple):
     """What the last test run left behind for ``apirecorder prune``."""
 
     path: Path
@@ -353,8 +352,7 @@ def load_ledger(path: Path) -> Ledger:
     )
 
 
-@dataclass(frozen=True)
-class PrunePlan:
+class PrunePlan(NamedTuple):
     """The files prune deletes, and those it keeps with the reason."""
 
     delete: tuple[UnusedRecording, ...]

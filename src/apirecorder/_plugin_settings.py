@@ -8,9 +8,8 @@ object and the fixtures, and calls these.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -96,10 +95,10 @@ def add_options(parser: pytest.Parser) -> None:
 INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
 
 
-@dataclass(frozen=True)
-class RunSettings:
+class RunSettings(NamedTuple):
     """What the command line, the ini file and ``$APIRECORDER_MODE`` say: the same for every
-    test of a run, so read (and checked) once, when the plugin starts."""
+    test of a run, so read (and checked) once, when the plugin starts. (A NamedTuple: see
+    :class:`apirecorder._secrets.KeyFormat`.)"""
 
     cli_mode: str | None
     ini_mode: str | None
