@@ -183,16 +183,17 @@ _CURRENT: contextvars.ContextVar[NetworkGuard | None] = contextvars.ContextVar(
 )
 
 
-@dataclass
 class _Blocks:
-    """The blocks open in the process, and the patches installed while there are any."""
+    """The blocks open in the process, and the patches installed while there are any.
+    (One instance: a plain class, as a dataclass would compile its methods at import.)"""
 
-    open: list[NetworkGuard] = field(default_factory=list)
-    patches: ExitStack | None = None
-    #: Inside :func:`patches_kept`: the patches stay installed when the last block closes.
-    kept: bool = False
-    hooked: bool = False
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    def __init__(self) -> None:
+        self.open: list[NetworkGuard] = []
+        self.patches: ExitStack | None = None
+        #: Inside :func:`patches_kept`: the patches stay installed when the last block closes.
+        self.kept = False
+        self.hooked = False
+        self.lock = threading.RLock()
 
 
 _BLOCKS = _Blocks()
