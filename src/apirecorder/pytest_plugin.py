@@ -324,7 +324,8 @@ class ApiRecorderPlugin:
         if key not in self._folders_of:
             folders = self._folders_of[key] = storage.dirs_for(test_id)
             self.folders.update(folders)
-        self.run.modes.add(session.mode.value)
+        if session.mode not in self.run.modes:  # a StrEnum: equal to its value
+            self.run.modes.add(session.mode.value)
         if session.mode is Mode.RECORD:
             self.recorded.setdefault(test_id, set()).update(used)
 
