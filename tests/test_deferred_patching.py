@@ -154,3 +154,52 @@ print(json.dumps({{"patched": patched, "listed": listed}}))
     out = json.loads(run_python(script, tmp_path))
     assert out["patched"], "the interceptor patched nothing"
     assert out["patched"] == out["listed"]
+
+
+#: What a replay run whose tests make no call must not load: the HTTP interceptors (the
+#: libraries are imported already, by a conftest here as by other plugins), the tool layer
+#: and the redaction layer (loaded to write a recording or word an error).
+NOT_LOADED = (
+    "apirecorder._interceptors._requests",
+    "apirecorder._interceptors._urllib3",
+    "apirecorder._interceptors._httpclient",
+    "apirecorder._tools",
+    "apirecorder._redaction",
+    "apirecorder._diagnostics",
+)
+
+
+@needs("requests")
+def test_a_run_that_makes_no_call_loads_no_interceptor_tool_or_redaction_code(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_lazy_imports import SOURCE_DIR
+
+    monkeypatch.setenv("PYTHONPATH", SOURCE_DIR)
+    pytester.makeconftest(
+        f"""
+        import json, sys
+        import requests  # as another pytest plugin would have
+        NOT_LOADED = {NOT_LOADED!r}
+
+        def pytest_sessionfinish(session):
+            with open("loaded.json", "w") as handle:
+                json.dump([name for name in NOT_LOADED if name in sys.modules], handle)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.apirecorder(mode="replay")
+
+        def test_one():
+            assert 1 + 1 == 2
+
+        def test_two():
+            assert "a" * 2 == "aa"
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    assert json.loads((pytester.path / "loaded.json").read_text()) == []
