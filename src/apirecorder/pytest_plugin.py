@@ -120,6 +120,18 @@ class _TestBlock:
 _BLOCK = pytest.StashKey["_TestBlock | None"]()
 
 
+def _markers_of(node: Any) -> tuple[pytest.Mark, ...]:
+    """``tuple(node.iter_markers("apirecorder"))``, closest first, in one loop: asked twice
+    for every test, and pytest's three nested generators cost more than the rest of it."""
+    found: list[pytest.Mark] = []
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == MARKER:
+                found.append(mark)
+        node = node.parent
+    return tuple(found)
+
+
 class ApiRecorderPlugin:
     """Session state of the plugin: resolved settings and the recordings each test used."""
 
@@ -224,7 +236,7 @@ class ApiRecorderPlugin:
         result is shared between blocks with the same markers: it is never changed.
         """
         if markers is None:
-            markers = tuple(node.iter_markers(MARKER))
+            markers = _markers_of(node)
         if config_options:
             from_config = dict(config_options)
             problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
@@ -285,7 +297,7 @@ class ApiRecorderPlugin:
         # Markers are checked once, at collection: a mistake is one usage error, not one
         # failure per test. Which fixtures to intercept is decided here too, before -k and
         # xdist narrow the run, so it does not depend on which tests run.
-        markers = tuple(item.iter_markers(MARKER))
+        markers = _markers_of(item)
         for marker in markers:
             try:
                 self._check(marker)
@@ -367,7 +379,7 @@ class ApiRecorderPlugin:
         markers (an empty tuple when it is autouse or asks for the fixture), else None."""
         if _BLOCK in item.stash:
             return None
-        markers = tuple(item.iter_markers(MARKER))
+        markers = _markers_of(item)
         if markers or self.autouse or MARKER in getattr(item, "fixturenames", ()):
             return markers
         item.stash[_BLOCK] = None
