@@ -541,6 +541,10 @@ class ApiRecorderPlugin:
         self.run.deselected.update(self.test_id(item.nodeid) for item in items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A passed set-up or teardown changes no test's outcome (RunFacts.report): two of
+        # every passing test's three reports.
+        if report.when != "call" and report.outcome == "passed":
+            return
         self.run.report(self.test_id(report.nodeid), report.when, report.outcome)
 
     @pytest.hookimpl(optionalhook=True)
