@@ -116,10 +116,6 @@ class _TestBlock:
         self.test_id = test_id
 
 
-#: A test's block while it is open; None once the test is known not to record or replay.
-_BLOCK = pytest.StashKey["_TestBlock | None"]()
-
-
 def _markers_of(node: Any) -> tuple[pytest.Mark, ...]:
     """``tuple(node.iter_markers("apirecorder"))``, closest first, in one loop: asked twice
     for every test, and pytest's three nested generators cost more than the rest of it."""
@@ -154,6 +150,10 @@ class ApiRecorderPlugin:
         # Mark object for all its tests, so its settings are merged once.
         self._settings_of: dict[tuple[int, ...], tuple[Any, tuple[Mode, Path | None, Any]]] = {}
         self._checked: dict[int, pytest.Mark] = {}
+        #: Test -> its block while it is open; None once it is known not to record or replay.
+        #: (A dict of the plugin's, not ``item.stash``: its Python methods cost more than the
+        #: rest of the look-ups, four of them per test.)
+        self._blocks: dict[pytest.Item, _TestBlock | None] = {}
         #: Node -> what its tests' apirecorder_config needs (see _config_needs).
         self._config_needs: dict[Any, frozenset[str] | None] = {}
         #: (storage root, layout, shared folder, test file) -> the folders its tests search
@@ -377,12 +377,12 @@ class ApiRecorderPlugin:
     def _waiting(self, item: Any) -> tuple[pytest.Mark, ...] | None:
         """While a test that records or replays has no block open yet: its apirecorder
         markers (an empty tuple when it is autouse or asks for the fixture), else None."""
-        if _BLOCK in item.stash:
+        if item in self._blocks:
             return None
         markers = _markers_of(item)
         if markers or self.autouse or MARKER in getattr(item, "fixturenames", ()):
             return markers
-        item.stash[_BLOCK] = None
+        self._blocks[item] = None
         return None
 
     def _open_test(
@@ -408,13 +408,12 @@ class ApiRecorderPlugin:
             finally:
                 block.__exit__(None, None, None)
             raise
-        item.stash[_BLOCK] = _TestBlock(block, context, session, test_id)
+        self._blocks[item] = _TestBlock(block, context, session, test_id)
         item.addfinalizer(lambda: self._close_test(item))
 
     def _close_test(self, item: pytest.Item) -> None:
-        block = item.stash.get(_BLOCK, None)
         # A rerun of the same item (pytest-rerunfailures) decides afresh.
-        del item.stash[_BLOCK]
+        block = self._blocks.pop(item, None)
         if block is None:
             return
         try:
@@ -437,7 +436,7 @@ class ApiRecorderPlugin:
         if markers is not None:
             config_options = self._config_value(item, None)
             # A function-scoped apirecorder_config opens the block itself, right after it.
-            if _BLOCK not in item.stash:
+            if item not in self._blocks:
                 self._open_test(item, config_options, markers)
 
     @pytest.hookimpl(wrapper=True)
@@ -450,7 +449,7 @@ class ApiRecorderPlugin:
     @pytest.fixture
     def apirecorder(self, request: pytest.FixtureRequest) -> Session:
         """The active recording session of this test (mode, storage folder, options)."""
-        block: _TestBlock | None = request.node.stash.get(_BLOCK, None)
+        block = self._blocks.get(request.node)
         assert block is not None, "the apirecorder fixture's block was not opened"
         return block.session
 
@@ -480,13 +479,13 @@ class ApiRecorderPlugin:
                 # A function-scoped apirecorder_config (and what it needs) is set up first,
                 # outside the block its value configures.
                 result = yield
-                if _BLOCK not in item.stash:
+                if item not in self._blocks:
                     self._open_test(item, result, markers)
                 return result
             needs = self._config_needs_of(item)
             if needs is None or fixturedef.argname not in needs:
                 config_options = self._config_value(item, request)
-                if _BLOCK not in item.stash:
+                if item not in self._blocks:
                     self._open_test(item, config_options, markers)
             return (yield)
         if not self.wants_fixture(fixturedef, request):
