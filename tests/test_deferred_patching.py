@@ -203,3 +203,66 @@ def test_a_run_that_makes_no_call_loads_no_interceptor_tool_or_redaction_code(
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=2)
     assert json.loads((pytester.path / "loaded.json").read_text()) == []
+
+
+@needs("requests")
+def test_a_call_from_another_thread_during_the_install_waits_for_the_interceptor(
+    tmp_path: Path,
+) -> None:
+    # The install runs on the first call's thread; a second thread's call made meanwhile
+    # must neither run the library's method unpatched nor patch it twice.
+    script = """
+import threading, types
+from contextlib import ExitStack
+from unittest import mock
+import requests.adapters
+Adapter = requests.adapters.HTTPAdapter
+own_send = Adapter.send
+installing, go_on = threading.Event(), threading.Event()
+calls = []
+
+def fake_send(self, request, **kwargs):
+    calls.append((threading.current_thread().name, "library"))
+    return "sent"
+
+def _install(stack):
+    original = Adapter.send  # what the interceptor wraps: the library's own method
+    def send(self, request, **kwargs):
+        calls.append((threading.current_thread().name, "intercepted"))
+        return original(self, request, **kwargs)
+    installing.set()
+    go_on.wait(10)
+    stack.enter_context(mock.patch.object(Adapter, "send", send))
+
+probe = types.ModuleType("apirecorder._interceptors._probe")
+probe.install = _install
+sys.modules[probe.__name__] = probe
+with mock.patch.object(Adapter, "send", fake_send):
+    from apirecorder._interceptors._lazy import install_lazily
+    stack = ExitStack()
+    install_lazily(stack, [("_probe", "requests")])
+    first = threading.Thread(target=lambda: Adapter().send(None), name="first")
+    first.start()
+    installing.wait(10)
+    second = threading.Thread(target=lambda: Adapter().send(None), name="second")
+    second.start()
+    second.join(0.2)  # it must be waiting for the install, not done already
+    waited = second.is_alive()
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    stack.close()
+    restored = Adapter.send is fake_send
+print(json.dumps({"calls": sorted(calls), "waited": waited, "restored": restored}))
+"""
+    out = json.loads(run_python(script, tmp_path))
+    assert out == {
+        "calls": [
+            ["first", "intercepted"],
+            ["first", "library"],
+            ["second", "intercepted"],
+            ["second", "library"],
+        ],
+        "waited": True,
+        "restored": True,
+    }

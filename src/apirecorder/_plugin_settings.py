@@ -7,14 +7,33 @@ object and the fixtures, and calls these.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
+from ._ledger import LEDGER_CACHE_KEY, WORKER_OUTPUT_KEY, UnusedRecording, find_unused, ledger_data
 from ._modes import Mode, parse_mode
 from ._settings import MODE_ENV, ROOT_ENV, check_options, fields_ignored
+
+if TYPE_CHECKING:
+    from .pytest_plugin import ApiRecorderPlugin
+
+#: The marker's name (and the fixture's).
+MARKER = "apirecorder"
+
+
+class DebugToStderr(logging.Handler):
+    """``$APIRECORDER_DEBUG`` lines on the stderr of the moment, so ``-s`` shows them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr is looked up per line: pytest swaps it while it captures a test.
+        with suppress(OSError, ValueError):
+            sys.stderr.write(self.format(record) + "\n")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -306,3 +325,47 @@ def security_options(run: RunSettings, options: dict[str, Any]) -> dict[str, Any
     for name, from_ini in run.redaction.items():
         merged[name] = [*from_ini, *_listed(merged.get(name))]
     return merged
+
+
+def markers_of(node: Any) -> tuple[pytest.Mark, ...]:
+    """``tuple(node.iter_markers("apirecorder"))``, closest first, in one loop: asked twice
+    for every test, and pytest's three nested generators cost more than the rest of it."""
+    found: list[pytest.Mark] = []
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == MARKER:
+                found.append(mark)
+        node = node.parent
+    return tuple(found)
+
+
+# -- the end of a run ---------------------------------------------------------------------
+
+
+def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
+    """At the end of a run: find the unused recordings, save the ledger, set the exit status.
+
+    Unused recordings are computed only when every test ran in replay mode; an xdist worker
+    hands its facts to the controller instead.
+    """
+    config, run = plugin.config, plugin.run
+    run.used |= {str(path) for path in plugin.used}
+    run.folders |= {str(path) for path in plugin.folders}
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = run.as_json()
+        return []
+    unused: list[UnusedRecording] | None = None
+    if run.modes and run.modes != {Mode.REPLAY.value}:
+        why_not = f"not a replay run (modes: {', '.join(sorted(run.modes))})"
+    elif session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        why_not = f"the run ended early (exit status {int(session.exitstatus)})"
+    else:
+        why_not = ""
+        unused = find_unused(run, plugin.root)
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        cache.set(LEDGER_CACHE_KEY, ledger_data(run, plugin.root, unused, why_not))
+    if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return unused or []

@@ -12,9 +12,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import sys
 from collections.abc import Generator, Iterator
-from contextlib import AbstractContextManager, ExitStack, suppress
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +24,10 @@ if TYPE_CHECKING:
 
 from ._context import test_context
 from ._ledger import (
-    LEDGER_CACHE_KEY,
     REWRITTEN_OUTPUT_KEY,
     WORKER_OUTPUT_KEY,
     RunFacts,
     UnusedRecording,
-    find_unused,
-    ledger_data,
     narrowed_files,
     report_lines,
     rewrite_lines,
@@ -39,11 +35,15 @@ from ._ledger import (
 )
 from ._modes import Mode
 from ._plugin_settings import (
+    MARKER,
+    DebugToStderr,
     RunSettings,
     add_options,
     anchor_of_test_ids,
     check_marker,
+    finish_ledger,
     fixtures_needed_by,
+    markers_of,
     problem_of,
     security_options,
 )
@@ -64,7 +64,6 @@ from ._settings import (
 
 __all__ = ["ApiRecorderPlugin"]
 
-MARKER = "apirecorder"
 CONFIG_FIXTURE = "apirecorder_config"
 #: The plugin's own fixtures: never wrapped in a recording block themselves.
 OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "apirecorder_server"})
@@ -82,15 +81,6 @@ def pytest_configure(config: pytest.Config) -> None:
         + " (see the README).",
     )
     config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
-
-
-class _DebugToStderr(logging.Handler):
-    """``$APIRECORDER_DEBUG`` lines on the stderr of the moment, so ``-s`` shows them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # sys.stderr is looked up per line: pytest swaps it while it captures a test.
-        with suppress(OSError, ValueError):
-            sys.stderr.write(self.format(record) + "\n")
 
 
 class _TestBlock:
@@ -114,18 +104,6 @@ class _TestBlock:
         self.context = context
         self.session = session
         self.test_id = test_id
-
-
-def _markers_of(node: Any) -> tuple[pytest.Mark, ...]:
-    """``tuple(node.iter_markers("apirecorder"))``, closest first, in one loop: asked twice
-    for every test, and pytest's three nested generators cost more than the rest of it."""
-    found: list[pytest.Mark] = []
-    while node is not None:
-        for mark in node.own_markers:
-            if mark.name == MARKER:
-                found.append(mark)
-        node = node.parent
-    return tuple(found)
 
 
 class ApiRecorderPlugin:
@@ -177,7 +155,7 @@ class ApiRecorderPlugin:
         self._kept: ExitStack | None = None
         self._debug: logging.Handler | None = None
         if debug_enabled():
-            self._debug = _DebugToStderr()
+            self._debug = DebugToStderr()
             logging.getLogger("apirecorder").addHandler(self._debug)
 
     # -- test ids ---------------------------------------------------------------------
@@ -236,7 +214,7 @@ class ApiRecorderPlugin:
         result is shared between blocks with the same markers: it is never changed.
         """
         if markers is None:
-            markers = _markers_of(node)
+            markers = markers_of(node)
         if config_options:
             from_config = dict(config_options)
             problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
@@ -297,7 +275,7 @@ class ApiRecorderPlugin:
         # Markers are checked once, at collection: a mistake is one usage error, not one
         # failure per test. Which fixtures to intercept is decided here too, before -k and
         # xdist narrow the run, so it does not depend on which tests run.
-        markers = _markers_of(item)
+        markers = markers_of(item)
         for marker in markers:
             try:
                 self._check(marker)
@@ -379,7 +357,7 @@ class ApiRecorderPlugin:
         markers (an empty tuple when it is autouse or asks for the fixture), else None."""
         if item in self._blocks:
             return None
-        markers = _markers_of(item)
+        markers = markers_of(item)
         if markers or self.autouse or MARKER in getattr(item, "fixturenames", ()):
             return markers
         self._blocks[item] = None
@@ -621,32 +599,3 @@ def apirecorder_config() -> dict[str, Any]:
     """Settings in code: override it in a conftest, module or class and return the marker's
     options (mode, storage_dir, ignore_hosts, ignore_fields...) as a dict."""
     return {}
-
-
-def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
-    """At the end of a run: find the unused recordings, save the ledger, set the exit status.
-
-    Unused recordings are computed only when every test ran in replay mode; an xdist worker
-    hands its facts to the controller instead.
-    """
-    config, run = plugin.config, plugin.run
-    run.used |= {str(path) for path in plugin.used}
-    run.folders |= {str(path) for path in plugin.folders}
-    workeroutput = getattr(config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput[WORKER_OUTPUT_KEY] = run.as_json()
-        return []
-    unused: list[UnusedRecording] | None = None
-    if run.modes and run.modes != {Mode.REPLAY.value}:
-        why_not = f"not a replay run (modes: {', '.join(sorted(run.modes))})"
-    elif session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        why_not = f"the run ended early (exit status {int(session.exitstatus)})"
-    else:
-        why_not = ""
-        unused = find_unused(run, plugin.root)
-    cache = getattr(config, "cache", None)
-    if cache is not None:
-        cache.set(LEDGER_CACHE_KEY, ledger_data(run, plugin.root, unused, why_not))
-    if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    return unused or []

@@ -94,7 +94,10 @@ class _LazyInstaller:
         self._deferred: dict[str, list[_Deferred]] = {}
         #: Held while stand-ins are made, removed or fired: a call that fires one waits for
         #: an install another thread's call started, so it is never let through unpatched.
-        self._fire_lock = threading.RLock()
+        self.fire_lock = threading.RLock()
+        #: The stand-ins whose interceptor was installed: their gate may come back when
+        #: the interceptor's patch is undone, and is removed then.
+        self._fired: list[_Deferred] = []
         self._finder = _LibraryFinder(self)
 
     def start(self) -> None:
@@ -120,7 +123,7 @@ class _LazyInstaller:
             found.append((owner, attribute, method))
         if not found:
             return False
-        with self._fire_lock:
+        with self.fire_lock:
             stand_ins = self._deferred.setdefault(module_name, [])
             for owner, attribute, method in found:
                 stand_in = _Deferred(self, module_name, library, owner, attribute, method)
@@ -130,7 +133,7 @@ class _LazyInstaller:
 
     def fire(self, stand_in: _Deferred) -> None:
         """A stand-in was called: install its interceptor (once) before the call goes on."""
-        with self._fire_lock:
+        with self.fire_lock:
             if stand_in in self._deferred.get(stand_in.module_name, ()):
                 module = sys.modules.get(stand_in.library)
                 if module is not None:
@@ -178,15 +181,18 @@ class _LazyInstaller:
                     self._installing.pop(module_name, None)
 
     def _install(self, module_name: str) -> None:
-        with self._fire_lock:
+        with self.fire_lock:
             stand_ins = self._deferred.pop(module_name, [])
-            # The library's own methods go back first, so the interceptor wraps those.
-            above = [stand_in.put_back() for stand_in in stand_ins]
+            # The interceptor must wrap the library's own methods, and no other thread may
+            # call one unpatched meanwhile: a gate shows this thread the library's method,
+            # and makes every other wait for the install and get the interceptor's.
+            above = [stand_in.gate() for stand_in in stand_ins]
             try:
                 self._install_now(module_name)
             finally:
                 for stand_in, over in zip(stand_ins, above, strict=True):
                     stand_in.installed(over)
+            self._fired.extend(stand_ins)
 
     def _install_now(self, module_name: str) -> None:
         patches = ExitStack()
@@ -208,7 +214,7 @@ class _LazyInstaller:
             self._closed = True
             installed, self._installed = self._installed, []
             self._done.clear()
-        with self._fire_lock:
+        with self.fire_lock:
             deferred, self._deferred = self._deferred, {}
             for stand_ins in deferred.values():
                 for stand_in in reversed(stand_ins):
@@ -219,6 +225,10 @@ class _LazyInstaller:
             sys.meta_path.remove(self._finder)
         for patches in reversed(installed):
             patches.close()
+        with self.fire_lock:
+            fired, self._fired = self._fired, []
+            for stand_in in reversed(fired):
+                stand_in.ungate()
 
     @property
     def closed(self) -> bool:
@@ -263,6 +273,7 @@ class _Deferred:
         self.installer = installer
         #: The interceptor's method, once installed.
         self.patched: Callable[..., Any] | None = None
+        self._gate: _Gate | None = None
         fire = functools.partial(installer.fire, self)
         target = self.target
         function: Callable[..., Any]
@@ -287,21 +298,57 @@ class _Deferred:
             return self.original
         return self.patched
 
-    def put_back(self) -> Any:
-        """Put the library's method back; returns a patch someone made over the stand-in,
-        which stays above the interceptor (as it would have been had it been installed at
-        once), or None."""
+    def put_back(self) -> None:
+        """Put the library's method back (the interceptor was never installed)."""
+        if vars(self.owner).get(self.attribute) is self.function:
+            setattr(self.owner, self.attribute, self.original)
+
+    def gate(self) -> Any:
+        """Put a :class:`_Gate` in place of the stand-in for the install; returns a patch
+        someone made over the stand-in, which stays above the interceptor (as it would
+        have been had it been installed at once), or None."""
         current = vars(self.owner).get(self.attribute)
-        setattr(self.owner, self.attribute, self.original)
+        self._gate = _Gate(self)
+        setattr(self.owner, self.attribute, self._gate)
         return None if current is self.function else current
 
     def installed(self, over: Any) -> None:
         """After the interceptor's install: remember its method, put back a patch above."""
         current = vars(self.owner).get(self.attribute)
-        if current is not self.original:
+        if current is self._gate:  # the install failed, or left this method alone
+            setattr(self.owner, self.attribute, self.original)
+        else:
             self.patched = current
         if over is not None:
             setattr(self.owner, self.attribute, over)
+
+    def ungate(self) -> None:
+        # Undoing the interceptor's patch put back what it replaced: the gate.
+        if vars(self.owner).get(self.attribute) is self._gate:
+            setattr(self.owner, self.attribute, self.original)
+
+
+class _Gate:
+    """The class attribute while an interceptor is being installed: the installing thread
+    (the interceptor reading the method it wraps) gets the library's own method; any other
+    waits until the install is done and gets what the class then has."""
+
+    __slots__ = ("installing", "stand_in")
+
+    def __init__(self, stand_in: _Deferred) -> None:
+        self.stand_in = stand_in
+        self.installing = threading.get_ident()
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        stand_in = self.stand_in
+        method: Any = stand_in.original
+        if threading.get_ident() != self.installing:
+            with stand_in.installer.fire_lock:  # held until the install is done
+                current = vars(stand_in.owner).get(stand_in.attribute)
+            if current is not None and current is not self:
+                method = current
+        bind = getattr(type(method), "__get__", None)
+        return bind(method, instance, owner) if bind is not None else method
 
 
 class _LibraryFinder:
