@@ -12,16 +12,20 @@ import os
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 
-from ._ledger import LEDGER_CACHE_KEY, WORKER_OUTPUT_KEY, UnusedRecording, find_unused, ledger_data
+from ._ledger import (
+    LEDGER_CACHE_KEY,
+    WORKER_OUTPUT_KEY,
+    RunFacts,
+    UnusedRecording,
+    find_unused,
+    ledger_data,
+)
 from ._modes import Mode, parse_mode
 from ._settings import MODE_ENV, ROOT_ENV, check_options, fields_ignored
-
-if TYPE_CHECKING:
-    from .pytest_plugin import ApiRecorderPlugin
 
 #: The marker's name (and the fixture's).
 MARKER = "apirecorder"
@@ -342,7 +346,17 @@ def markers_of(node: Any) -> tuple[pytest.Mark, ...]:
 # -- the end of a run ---------------------------------------------------------------------
 
 
-def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
+class LedgerOwner(Protocol):
+    """What :func:`finish_ledger` reads of the plugin (``ApiRecorderPlugin``)."""
+
+    config: pytest.Config
+    run: RunFacts
+    used: set[Path]
+    folders: set[Path]
+    root: Path
+
+
+def finish_ledger(plugin: LedgerOwner, session: pytest.Session) -> list[UnusedRecording]:
     """At the end of a run: find the unused recordings, save the ledger, set the exit status.
 
     Unused recordings are computed only when every test ran in replay mode; an xdist worker
