@@ -16,11 +16,11 @@ from ._modes import Mode
 from ._network import block_network
 from ._recording import Session, recording
 from ._serialization import allow_types
-from ._toolpatch import patch_tool
-from ._tools import tool
 
 if _typing.TYPE_CHECKING:
     from ._interceptors._mcp import mcp_client
+    from ._toolpatch import patch_tool
+    from ._tools import tool
 
 __all__ = [
     "ApiRecorderError",
@@ -45,15 +45,26 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    # mcp_client lives with the MCP interceptor, which is loaded with the code that uses it:
-    # importing it here would load the tool layer and unittest.mock (asyncio) at start-up.
-    if name == "mcp_client":
-        from ._interceptors._mcp import mcp_client
+#: Public names loaded on first use (``apirecorder.tool``), with the module that has each:
+#: the tool layer (and, for mcp_client, the MCP interceptor with unittest.mock and asyncio)
+#: is what a suite that records no tool call should not pay for at start-up.
+_LAZY = {
+    "mcp_client": "._interceptors._mcp",
+    "patch_tool": "._toolpatch",
+    "tool": "._tools",
+}
 
-        return mcp_client
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # found by the next look-up without this function
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "mcp_client"})
+    return sorted({*globals(), *_LAZY})

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._exceptions import ApiRecorderError
-from ._redaction import Redactor
+from ._secrets import _Lazy
 from ._storage import Recording, is_model_list, json_files_in, load_recording
 
 __all__ = [
@@ -142,9 +141,9 @@ class RunFacts:
         )
 
 
-@dataclass(frozen=True)
-class UnusedRecording:
-    """A recording no test of the run used, the test that made it, and why it is unused."""
+class UnusedRecording(NamedTuple):
+    """A recording no test of the run used, the test that made it, and why it is unused.
+    (The ledger's records are NamedTuples: see :class:`apirecorder._secrets.KeyFormat`.)"""
 
     path: Path
     test_id: str | None
@@ -176,13 +175,14 @@ def _recordings_in(
     folders: Iterable[str], skipped: set[str]
 ) -> Iterator[tuple[Path, Recording, str | None]]:
     """Each readable recording in ``folders`` not in ``skipped`` (absolute paths), its test id."""
-    # The miss explanations' module, only once there is a recording to look at: the plugin
-    # imports this module at start-up, and a run that searched empty folders never needs it.
-    from ._diagnostics import recording_test_id
-
     for path in json_files_in(folders):
         if os.path.abspath(path) in skipped:
             continue
+        # The miss explanations' module, only once there is a recording to look at: the
+        # plugin imports this module at start-up, and a run that searched empty folders (or
+        # used every recording in them) never needs it.
+        from ._diagnostics import recording_test_id
+
         try:
             recording = load_recording(path)
         except ApiRecorderError:
@@ -267,8 +267,7 @@ def _shown(path: Path, root: Path) -> str:
 # -- the ledger file ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ledger:
+class Ledger(NamedTuple):
     """What the last test run left behind for ``apirecorder prune``."""
 
     path: Path
@@ -287,11 +286,17 @@ def ledger_data(
 
     Test ids pass through the redaction of recordings: a parametrize id can hold a key.
     """
-    redactor = Redactor.from_options({})
     unused_json = [item.as_json() for item in unused or []]
-    for item in unused_json:
-        if item["test_id"] is not None:
-            item["test_id"] = redactor.text(item["test_id"])
+    protected = (facts.selected | facts.deselected | set(facts.outcomes)) - facts.passed()
+    # The redaction rules are loaded only for a run that has test ids to write.
+    if unused_json or protected:
+        from ._redaction import Redactor
+
+        text = Redactor.from_options({}).text
+        for item in unused_json:
+            if item["test_id"] is not None:
+                item["test_id"] = text(item["test_id"])
+        protected = {text(test_id) for test_id in protected}
     return {
         "version": LEDGER_VERSION,
         "rootdir": str(root),
@@ -301,11 +306,7 @@ def ledger_data(
         "why_not": why_not,
         "scanned_folders": sorted(facts.folders),
         "used": sorted(facts.used),
-        "protected_tests": sorted(
-            redactor.text(test_id)
-            for test_id in (facts.selected | facts.deselected | set(facts.outcomes))
-            - facts.passed()
-        ),
+        "protected_tests": sorted(protected),
         "unused": unused_json,
     }
 
@@ -351,8 +352,7 @@ def load_ledger(path: Path) -> Ledger:
     )
 
 
-@dataclass(frozen=True)
-class PrunePlan:
+class PrunePlan(NamedTuple):
     """The files prune deletes, and those it keeps with the reason."""
 
     delete: tuple[UnusedRecording, ...]
@@ -361,7 +361,7 @@ class PrunePlan:
 
 #: The names recordings are written under (DESIGN section 5; ``<hash>-<n>.json`` for the
 #: n-th identical call of a test).
-RECORDING_NAME = re.compile(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8}|-[1-9][0-9]*)?\.json")
+RECORDING_NAME = _Lazy(r"(?:models-)?[0-9a-f]{64}(?:-[0-9a-f]{8}|-[1-9][0-9]*)?\.json")
 
 
 def plan_prune(ledger: Ledger) -> PrunePlan:

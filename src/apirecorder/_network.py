@@ -183,16 +183,17 @@ _CURRENT: contextvars.ContextVar[NetworkGuard | None] = contextvars.ContextVar(
 )
 
 
-@dataclass
 class _Blocks:
-    """The blocks open in the process, and the patches installed while there are any."""
+    """The blocks open in the process, and the patches installed while there are any.
+    (One instance: a plain class, as a dataclass would compile its methods at import.)"""
 
-    open: list[NetworkGuard] = field(default_factory=list)
-    patches: ExitStack | None = None
-    #: Inside :func:`patches_kept`: the patches stay installed when the last block closes.
-    kept: bool = False
-    hooked: bool = False
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    def __init__(self) -> None:
+        self.open: list[NetworkGuard] = []
+        self.patches: ExitStack | None = None
+        #: Inside :func:`patches_kept`: the patches stay installed when the last block closes.
+        self.kept = False
+        self.hooked = False
+        self.lock = threading.RLock()
 
 
 _BLOCKS = _Blocks()
@@ -410,10 +411,16 @@ def network_guard_for(
     """The guard a ``recording()`` block asks for with ``block_network=True`` (replay only:
     recording needs the network)."""
     if mode != "replay" or not options.get("block_network"):
-        return nullcontext()
+        return _NO_GUARD
     return block_network(options.get("allow_hosts"))
+
+
+#: What a block without ``block_network`` enters (every test's, mostly): one nullcontext,
+#: which holds no state, for all of them.
+_NO_GUARD: AbstractContextManager[None] = nullcontext()
 
 
 def session_guard(session: Session) -> AbstractContextManager[NetworkGuard | None]:
     """:func:`network_guard_for` of an active session."""
-    return network_guard_for(str(session.mode), session.options)
+    # A StrEnum compares equal to its value: no str() of the mode for every block.
+    return network_guard_for(session.mode, session.options)

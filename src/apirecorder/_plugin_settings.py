@@ -7,15 +7,37 @@ object and the fixtures, and calls these.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import sys
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import pytest
 
+from ._ledger import (
+    LEDGER_CACHE_KEY,
+    WORKER_OUTPUT_KEY,
+    RunFacts,
+    UnusedRecording,
+    find_unused,
+    ledger_data,
+)
 from ._modes import Mode, parse_mode
 from ._settings import MODE_ENV, ROOT_ENV, check_options, fields_ignored
+
+#: The marker's name (and the fixture's).
+MARKER = "apirecorder"
+
+
+class DebugToStderr(logging.Handler):
+    """``$APIRECORDER_DEBUG`` lines on the stderr of the moment, so ``-s`` shows them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr is looked up per line: pytest swaps it while it captures a test.
+        with suppress(OSError, ValueError):
+            sys.stderr.write(self.format(record) + "\n")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -96,10 +118,10 @@ def add_options(parser: pytest.Parser) -> None:
 INI_LISTS = ("ignore_hosts", "hosts_under_test", "ignore_fields")
 
 
-@dataclass(frozen=True)
-class RunSettings:
+class RunSettings(NamedTuple):
     """What the command line, the ini file and ``$APIRECORDER_MODE`` say: the same for every
-    test of a run, so read (and checked) once, when the plugin starts."""
+    test of a run, so read (and checked) once, when the plugin starts. (A NamedTuple: see
+    :class:`apirecorder._secrets.KeyFormat`.)"""
 
     cli_mode: str | None
     ini_mode: str | None
@@ -307,3 +329,57 @@ def security_options(run: RunSettings, options: dict[str, Any]) -> dict[str, Any
     for name, from_ini in run.redaction.items():
         merged[name] = [*from_ini, *_listed(merged.get(name))]
     return merged
+
+
+def markers_of(node: Any) -> tuple[pytest.Mark, ...]:
+    """``tuple(node.iter_markers("apirecorder"))``, closest first, in one loop: asked twice
+    for every test, and pytest's three nested generators cost more than the rest of it."""
+    found: list[pytest.Mark] = []
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == MARKER:
+                found.append(mark)
+        node = node.parent
+    return tuple(found)
+
+
+# -- the end of a run ---------------------------------------------------------------------
+
+
+class LedgerOwner(Protocol):
+    """What :func:`finish_ledger` reads of the plugin (``ApiRecorderPlugin``)."""
+
+    config: pytest.Config
+    run: RunFacts
+    used: set[Path]
+    folders: set[Path]
+    root: Path
+
+
+def finish_ledger(plugin: LedgerOwner, session: pytest.Session) -> list[UnusedRecording]:
+    """At the end of a run: find the unused recordings, save the ledger, set the exit status.
+
+    Unused recordings are computed only when every test ran in replay mode; an xdist worker
+    hands its facts to the controller instead.
+    """
+    config, run = plugin.config, plugin.run
+    run.used |= {str(path) for path in plugin.used}
+    run.folders |= {str(path) for path in plugin.folders}
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = run.as_json()
+        return []
+    unused: list[UnusedRecording] | None = None
+    if run.modes and run.modes != {Mode.REPLAY.value}:
+        why_not = f"not a replay run (modes: {', '.join(sorted(run.modes))})"
+    elif session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        why_not = f"the run ended early (exit status {int(session.exitstatus)})"
+    else:
+        why_not = ""
+        unused = find_unused(run, plugin.root)
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        cache.set(LEDGER_CACHE_KEY, ledger_data(run, plugin.root, unused, why_not))
+    if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return unused or []

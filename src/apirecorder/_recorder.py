@@ -29,7 +29,6 @@ from ._context import current_test_id
 from ._exceptions import ApiRecorderError, RecordingFormatError, RecordingNotFoundError
 from ._legacy import legacy_request_hash
 from ._modes import Mode
-from ._redaction import redact_recording, redact_text
 from ._requestjson import request_json, request_json_for_hash
 from ._serialization import TypeBuilder, from_json, to_json
 from ._settings import debug_enabled, record_command
@@ -205,6 +204,8 @@ class Session:
 
     def _debug(self, text: str) -> None:
         # The log holds nothing a recording would not: the same redaction, on the text.
+        from ._redaction import redact_text  # loaded by the first call that needs it
+
         logger.warning("%s", redact_text(text, self))
 
     # -- the decision -----------------------------------------------------------------
@@ -314,6 +315,7 @@ class Session:
         # Imported on a miss only: the explanation (difflib, the folder scan) is no part of
         # the start-up of a run that replays what it finds.
         from ._diagnostics import explain_miss
+        from ._redaction import redact_text
 
         folders = self.storage.dirs_for(call.test_id)
         message, nearest = explain_miss(
@@ -362,6 +364,8 @@ class Session:
             "response": cast(ResponseRecord, response),
             "format_version": FORMAT_VERSION,
         }
+        from ._redaction import redact_recording  # loaded by the first call that needs it
+
         written = redact_recording(cast(dict[str, Any], record), self)
         with self._lock:
             pending = self._to_save.pop(id(call), None)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _recorder
 from ._exceptions import ApiRecorderError, raise_surfaced, surfaced
@@ -27,12 +27,15 @@ from ._network import parse_hosts, patches_kept, session_guard
 from ._settings import (
     DIR_ENV,
     HOSTS_UNDER_TEST_ENV,
+    env_value,
     resolve_match_origin,
     resolve_mode,
     resolve_shared_dir,
 )
 from ._storage import RecordingWriteError, Storage
-from ._toolpatch import ToolSpec, patch_tools
+
+if TYPE_CHECKING:
+    from ._toolpatch import ToolSpec
 
 __all__ = [
     "Session",
@@ -115,7 +118,7 @@ def recording(
     recordings match whatever the scheme, host and port of the server.
     """
     resolved = resolve_mode(cli=mode)
-    directory = storage_dir if storage_dir not in (None, "") else os.environ.get(DIR_ENV)
+    directory = storage_dir if storage_dir not in (None, "") else env_value(DIR_ENV)
     shared = resolve_shared_dir(given=shared_dir)
     storage = (
         Storage(_path(directory), flat=True, shared=shared)
@@ -137,7 +140,7 @@ def recording(
         normalizers=tuple(normalizers),
         ignore_hosts=parse_hosts(ignore_hosts),
         hosts_under_test=parse_hosts(
-            [*_names(hosts_under_test), *os.environ.get(HOSTS_UNDER_TEST_ENV, "").split()]
+            [*_names(hosts_under_test), *(env_value(HOSTS_UNDER_TEST_ENV) or "").split()]
         ),
         allowed_types=_names(allowed_types),
         options=options,
@@ -158,7 +161,7 @@ def recording(
     try:
         with (
             _recorder.activated(engine, process_wide=process_wide),
-            patch_tools(tools) if tools else nullcontext(),
+            _patched_tools(tools) if tools else nullcontext(),
             session_guard(engine),
         ):
             yield view
@@ -199,7 +202,7 @@ def fail_with_recorder_errors() -> Iterator[None]:
         if missed is None:
             raise
         raise missed from exc
-    missed = _unseen(engine, before, None)
+    missed = _unseen(engine, before, None) if engine is not None and engine.misses else None
     if missed is not None:
         missed.add_note(
             "apirecorder: the code under test caught this error; the test fails with it anyway"
@@ -222,6 +225,13 @@ def _unseen(
         # Only the chain a traceback shows: a wrapper raised ``from None`` hides the miss.
         raised = raised.__cause__ or (None if raised.__suppress_context__ else raised.__context__)
     return next((e for e in engine.misses[before:] if id(e) not in seen), None)
+
+
+def _patched_tools(tools: Sequence[ToolSpec]) -> AbstractContextManager[None]:
+    # The tool layer is loaded by the first block that patches tools, not at start-up.
+    from ._toolpatch import patch_tools
+
+    return patch_tools(tools)
 
 
 def _path(value: str | os.PathLike[str]) -> Path:

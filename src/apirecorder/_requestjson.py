@@ -18,7 +18,7 @@ from typing import Any
 
 from ._exceptions import SerializationError
 from ._hashing import may_change
-from ._redaction import PLACEHOLDER, is_secret_field
+from ._secrets import PLACEHOLDER, is_secret_field
 
 __all__ = ["request_json", "request_json_for_hash"]
 

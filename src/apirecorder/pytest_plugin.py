@@ -12,10 +12,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import sys
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +24,10 @@ if TYPE_CHECKING:
 
 from ._context import test_context
 from ._ledger import (
-    LEDGER_CACHE_KEY,
     REWRITTEN_OUTPUT_KEY,
     WORKER_OUTPUT_KEY,
     RunFacts,
     UnusedRecording,
-    find_unused,
-    ledger_data,
     narrowed_files,
     report_lines,
     rewrite_lines,
@@ -40,11 +35,15 @@ from ._ledger import (
 )
 from ._modes import Mode
 from ._plugin_settings import (
+    MARKER,
+    DebugToStderr,
     RunSettings,
     add_options,
     anchor_of_test_ids,
     check_marker,
+    finish_ledger,
     fixtures_needed_by,
+    markers_of,
     problem_of,
     security_options,
 )
@@ -65,7 +64,6 @@ from ._settings import (
 
 __all__ = ["ApiRecorderPlugin"]
 
-MARKER = "apirecorder"
 CONFIG_FIXTURE = "apirecorder_config"
 #: The plugin's own fixtures: never wrapped in a recording block themselves.
 OWN_FIXTURES = frozenset({MARKER, CONFIG_FIXTURE, "apirecorder_server"})
@@ -85,26 +83,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ApiRecorderPlugin(config), "apirecorder-plugin")
 
 
-class _DebugToStderr(logging.Handler):
-    """``$APIRECORDER_DEBUG`` lines on the stderr of the moment, so ``-s`` shows them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # sys.stderr is looked up per line: pytest swaps it while it captures a test.
-        with suppress(OSError, ValueError):
-            sys.stderr.write(self.format(record) + "\n")
-
-
-@dataclass(slots=True)
 class _TestBlock:
-    """A test's open recording block: closed by a finalizer of the test's own node."""
+    """A test's open recording block: closed by a finalizer of the test's own node.
 
-    stack: ExitStack
-    session: Session
-    test_id: str
+    Its two context managers are entered and left by hand, not through an ExitStack: every
+    test opens one, and the stack costs as much again as entering them. (A plain class: a
+    slotted dataclass costs a millisecond of every run's start-up to build.)
+    """
 
+    __slots__ = ("block", "context", "session", "test_id")
 
-#: A test's block while it is open; None once the test is known not to record or replay.
-_BLOCK = pytest.StashKey["_TestBlock | None"]()
+    def __init__(
+        self,
+        block: AbstractContextManager[Session],
+        context: AbstractContextManager[None],
+        session: Session,
+        test_id: str,
+    ) -> None:
+        self.block = block
+        self.context = context
+        self.session = session
+        self.test_id = test_id
 
 
 class ApiRecorderPlugin:
@@ -129,9 +128,14 @@ class ApiRecorderPlugin:
         # Mark object for all its tests, so its settings are merged once.
         self._settings_of: dict[tuple[int, ...], tuple[Any, tuple[Mode, Path | None, Any]]] = {}
         self._checked: dict[int, pytest.Mark] = {}
+        #: Test -> its block while it is open; None once it is known not to record or replay.
+        #: (A dict of the plugin's, not ``item.stash``: its Python methods cost more than the
+        #: rest of the look-ups, four of them per test.)
+        self._blocks: dict[pytest.Item, _TestBlock | None] = {}
         #: Node -> what its tests' apirecorder_config needs (see _config_needs).
         self._config_needs: dict[Any, frozenset[str] | None] = {}
-        #: (storage root, layout, shared folder, test file) -> the folders its tests search.
+        #: (storage root, layout, shared folder, test file) -> the folders its tests search
+        #: (added to :attr:`folders` once, when worked out).
         self._folders_of: dict[tuple[Path, bool, Path | None, str], tuple[Path, ...]] = {}
         self.used: set[Path] = set()
         self.folders: set[Path] = set()
@@ -151,7 +155,7 @@ class ApiRecorderPlugin:
         self._kept: ExitStack | None = None
         self._debug: logging.Handler | None = None
         if debug_enabled():
-            self._debug = _DebugToStderr()
+            self._debug = DebugToStderr()
             logging.getLogger("apirecorder").addHandler(self._debug)
 
     # -- test ids ---------------------------------------------------------------------
@@ -202,13 +206,15 @@ class ApiRecorderPlugin:
 
     # -- settings ---------------------------------------------------------------------
     def settings_for(
-        self, node: Any, config_options: Any
+        self, node: Any, config_options: Any, markers: tuple[pytest.Mark, ...] | None = None
     ) -> tuple[Mode, Path | None, dict[str, Any]]:
         """The mode, storage folder and ``recording()`` options of one block, by precedence.
 
-        The result is shared between blocks with the same markers: it is never changed.
+        ``markers``: the node's apirecorder markers, when the caller has them already. The
+        result is shared between blocks with the same markers: it is never changed.
         """
-        markers = tuple(node.iter_markers(MARKER))
+        if markers is None:
+            markers = markers_of(node)
         if config_options:
             from_config = dict(config_options)
             problem = problem_of(check_options, from_config, f"the {CONFIG_FIXTURE} fixture")
@@ -265,21 +271,19 @@ class ApiRecorderPlugin:
             check_marker(marker)
             self._checked[id(marker)] = marker
 
-    def wants_recording(self, item: pytest.Item, fixturenames: Sequence[str]) -> bool:
-        return self.autouse or item.get_closest_marker(MARKER) is not None or MARKER in fixturenames
-
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         # Markers are checked once, at collection: a mistake is one usage error, not one
         # failure per test. Which fixtures to intercept is decided here too, before -k and
         # xdist narrow the run, so it does not depend on which tests run.
-        for marker in item.iter_markers(MARKER):
+        markers = markers_of(item)
+        for marker in markers:
             try:
                 self._check(marker)
             except pytest.fail.Exception as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc.msg}") from None
-        names = list(getattr(item, "fixturenames", ()))
+        names = getattr(item, "fixturenames", ())
         self.run.fixture_names.update(names)
-        if not self.wants_recording(item, names):
+        if not (self.autouse or markers or MARKER in names):
             return
         info = getattr(item, "_fixtureinfo", None)
         by_name = getattr(info, "name2fixturedefs", {}) or {}
@@ -307,11 +311,11 @@ class ApiRecorderPlugin:
         # The ledger's folders depend on the test's file alone: worked out (and checked for
         # links) once per file, not once per test.
         key = (storage.root, storage.flat, storage.shared, test_id.partition("::")[0])
-        folders = self._folders_of.get(key)
-        if folders is None:
+        if key not in self._folders_of:
             folders = self._folders_of[key] = storage.dirs_for(test_id)
-        self.folders.update(folders)
-        self.run.modes.add(session.mode.value)
+            self.folders.update(folders)
+        if session.mode not in self.run.modes:  # a StrEnum: equal to its value
+            self.run.modes.add(session.mode.value)
         if session.mode is Mode.RECORD:
             self.recorded.setdefault(test_id, set()).update(used)
 
@@ -348,43 +352,70 @@ class ApiRecorderPlugin:
         request = request if request is not None else getattr(item, "_request", None)
         return request.getfixturevalue(CONFIG_FIXTURE) if request is not None else None
 
-    def _waiting(self, item: Any) -> bool:
-        """True while a test that records or replays has no block open yet."""
-        if _BLOCK in item.stash:
-            return False
-        if self.wants_recording(item, getattr(item, "fixturenames", ())):
-            return True
-        item.stash[_BLOCK] = None
-        return False
+    def _waiting(self, item: Any) -> tuple[pytest.Mark, ...] | None:
+        """While a test that records or replays has no block open yet: its apirecorder
+        markers (an empty tuple when it is autouse or asks for the fixture), else None."""
+        if item in self._blocks:
+            return None
+        markers = markers_of(item)
+        if markers or self.autouse or MARKER in getattr(item, "fixturenames", ()):
+            return markers
+        self._blocks[item] = None
+        return None
 
-    def _open_test(self, item: pytest.Item, config_options: Any) -> None:
+    def _open_test(
+        self, item: pytest.Item, config_options: Any, markers: tuple[pytest.Mark, ...] | None
+    ) -> None:
         test_id = self.test_id(item.nodeid)
-        stack = ExitStack()
+        mode, directory, options = self.settings_for(item, config_options, markers)
+        # As _open, for a test: its two context managers kept in its _TestBlock.
+        block = recording(mode, directory, root=self.root, process_wide=True, **options)
+        session = block.__enter__()
+        context = test_context(test_id)
+        entered = False
         try:
-            session = self._open(stack, item, config_options, test_id)
+            context.__enter__()
+            entered = True
+            if self._kept is None:
+                self._kept = ExitStack()
+                self._kept.enter_context(interceptors_kept())
         except BaseException:
-            stack.close()
+            try:
+                if entered:
+                    context.__exit__(None, None, None)
+            finally:
+                block.__exit__(None, None, None)
             raise
-        item.stash[_BLOCK] = _TestBlock(stack, session, test_id)
+        self._blocks[item] = _TestBlock(block, context, session, test_id)
         item.addfinalizer(lambda: self._close_test(item))
 
     def _close_test(self, item: pytest.Item) -> None:
-        block = item.stash.get(_BLOCK, None)
         # A rerun of the same item (pytest-rerunfailures) decides afresh.
-        del item.stash[_BLOCK]
-        if block is not None:
-            with block.stack:
-                self._close(block.session, block.test_id)
+        block = self._blocks.pop(item, None)
+        if block is None:
+            return
+        try:
+            self._close(block.session, block.test_id)
+        except BaseException as exc:
+            block.context.__exit__(type(exc), exc, exc.__traceback__)
+            if not block.block.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            try:
+                block.context.__exit__(None, None, None)
+            finally:
+                block.block.__exit__(None, None, None)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
         """Open the block of a test with no function-scoped fixture once set-up is done."""
         yield
-        if self._waiting(item):
+        markers = self._waiting(item)
+        if markers is not None:
             config_options = self._config_value(item, None)
             # A function-scoped apirecorder_config opens the block itself, right after it.
-            if self._waiting(item):
-                self._open_test(item, config_options)
+            if item not in self._blocks:
+                self._open_test(item, config_options, markers)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -396,7 +427,7 @@ class ApiRecorderPlugin:
     @pytest.fixture
     def apirecorder(self, request: pytest.FixtureRequest) -> Session:
         """The active recording session of this test (mode, storage folder, options)."""
-        block: _TestBlock | None = request.node.stash.get(_BLOCK, None)
+        block = self._blocks.get(request.node)
         assert block is not None, "the apirecorder fixture's block was not opened"
         return block.session
 
@@ -419,20 +450,21 @@ class ApiRecorderPlugin:
         own around a wider-scoped fixture's set-up and its teardown."""
         if fixturedef.scope == "function":
             item = request.node
-            if not self._waiting(item):
+            markers = self._waiting(item)
+            if markers is None:
                 return (yield)
             if fixturedef.argname == CONFIG_FIXTURE:
                 # A function-scoped apirecorder_config (and what it needs) is set up first,
                 # outside the block its value configures.
                 result = yield
-                if self._waiting(item):
-                    self._open_test(item, result)
+                if item not in self._blocks:
+                    self._open_test(item, result, markers)
                 return result
             needs = self._config_needs_of(item)
             if needs is None or fixturedef.argname not in needs:
                 config_options = self._config_value(item, request)
-                if self._waiting(item):
-                    self._open_test(item, config_options)
+                if item not in self._blocks:
+                    self._open_test(item, config_options, markers)
             return (yield)
         if not self.wants_fixture(fixturedef, request):
             return (yield)
@@ -486,6 +518,10 @@ class ApiRecorderPlugin:
         self.run.deselected.update(self.test_id(item.nodeid) for item in items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A passed set-up or teardown changes no test's outcome (RunFacts.report): two of
+        # every passing test's three reports.
+        if report.when != "call" and report.outcome == "passed":
+            return
         self.run.report(self.test_id(report.nodeid), report.when, report.outcome)
 
     @pytest.hookimpl(optionalhook=True)
@@ -563,32 +599,3 @@ def apirecorder_config() -> dict[str, Any]:
     """Settings in code: override it in a conftest, module or class and return the marker's
     options (mode, storage_dir, ignore_hosts, ignore_fields...) as a dict."""
     return {}
-
-
-def finish_ledger(plugin: ApiRecorderPlugin, session: pytest.Session) -> list[UnusedRecording]:
-    """At the end of a run: find the unused recordings, save the ledger, set the exit status.
-
-    Unused recordings are computed only when every test ran in replay mode; an xdist worker
-    hands its facts to the controller instead.
-    """
-    config, run = plugin.config, plugin.run
-    run.used |= {str(path) for path in plugin.used}
-    run.folders |= {str(path) for path in plugin.folders}
-    workeroutput = getattr(config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput[WORKER_OUTPUT_KEY] = run.as_json()
-        return []
-    unused: list[UnusedRecording] | None = None
-    if run.modes and run.modes != {Mode.REPLAY.value}:
-        why_not = f"not a replay run (modes: {', '.join(sorted(run.modes))})"
-    elif session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        why_not = f"the run ended early (exit status {int(session.exitstatus)})"
-    else:
-        why_not = ""
-        unused = find_unused(run, plugin.root)
-    cache = getattr(config, "cache", None)
-    if cache is not None:
-        cache.set(LEDGER_CACHE_KEY, ledger_data(run, plugin.root, unused, why_not))
-    if unused and config.getoption("apirecorder_fail_unused") and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    return unused or []
