@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import importlib.util
 import json
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import apirecorder
-from apirecorder import RecordingFormatError
+from apirecorder import RecordingFormatError, SerializationError
 from tests.hostile_values import brotli_stored
 from tests.upstream import Upstream
 from tests.upstream.server import Request, Response
@@ -151,3 +152,21 @@ def test_aiohttp_refuses_a_br_body_live_and_nothing_is_recorded(
     ):
         _aiohttp(f"{upstream.url}/misc/br")
     assert list(tmp_path.glob("*.json")) == []
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_recording_br_stacked_with_gzip_is_refused_and_writes_nothing(
+    upstream: Upstream, tmp_path: Path, client: str
+) -> None:
+    # br inside, gzip outside: the client takes the gzip layer off and is left with br bytes
+    # it cannot decode; a file of them could never replay (the test above), so none is made.
+    upstream.add_route("GET", "/misc/br", _brotli_answer("br, gzip", gzip.compress(ENCODED)))
+    with (
+        pytest.raises(SerializationError, match="install brotli") as caught,
+        apirecorder.recording("record", tmp_path),
+        apirecorder.test_context(TEST_ID),
+    ):
+        CLIENTS[client](f"{upstream.url}/misc/br")
+    assert "content-encoding br, gzip" in str(caught.value)
+    assert "nothing was written" in str(caught.value)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -46,6 +46,16 @@ __all__ = [
 BODY_FORMATS = ("json", "sse_lines", "sse", "ndjson", "text", "base64", "eventstream")
 
 
+def brotli_blocked(codings: list[str]) -> bool:
+    """Whether ``codings`` (innermost first) stack br with another coding and no brotli
+    decoder is installed: no client can decode such a body, live or replayed."""
+    import importlib.util
+
+    if "br" not in codings or len(codings) < 2:
+        return False
+    return not any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi"))
+
+
 def check_brotli(codings: list[str], source: Path | str | None) -> None:
     """Refuse a br body stacked with other content codings when no brotli decoder is installed.
 
@@ -54,11 +64,7 @@ def check_brotli(codings: list[str], source: Path | str | None) -> None:
     cannot decode as it is, live or replayed. Stacked with gzip or deflate, they decode the
     other codings around the br layer they skip and fail with their own errors.
     """
-    import importlib.util
-
-    if "br" not in codings or len(codings) < 2:
-        return
-    if any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi")):
+    if not brotli_blocked(codings):
         return
     raise RecordingFormatError(
         source,

@@ -23,10 +23,11 @@ from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from ._context import TEST_ID_HEADER, current_test_id
-from ._exceptions import RecordingFormatError
+from ._exceptions import RecordingFormatError, SerializationError
 from ._flow import Adapter, R
 from ._httpbody import (
     CONNECTION_HEADERS,
+    brotli_blocked,
     check_brotli,
     decode_body,
     default_response_headers,
@@ -266,6 +267,16 @@ def response_record(
     ``error`` is what stopped the body early (recorded per DESIGN 3, with ``library``). A
     provider API's body gets stable ids, which join ``ids`` (the session's id map).
     """
+    codings = _codings(headers)
+    if brotli_blocked(codings):
+        # The file would be refused on replay (check_brotli): say so now, write nothing.
+        raise SerializationError(
+            f"the response of {call.request.get('method', '')} {call.request.get('url', '')} "
+            f"says content-encoding {', '.join(codings)}: a br layer stacked with another "
+            "coding cannot be decoded here (neither brotli nor brotlicffi is installed), so "
+            "its recording could not be replayed; nothing was written. Install brotli "
+            "(pip install brotli) and record again"
+        )
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     record: ResponseRecord = {"status": status}
     if reason is not None and reason != standard_reason(status):
@@ -381,14 +392,9 @@ def _check_headers(headers: list[tuple[str, str]], source: Path | str | None) ->
 
 def _check_encoding(headers: list[tuple[str, str]], body: bytes, source: Path | str | None) -> None:
     # A body that says gzip (or deflate) but is not would make the client fail to decode it.
-    codings = [
-        c.strip().lower()
-        for name, value in headers
-        if name.lower() == "content-encoding"
-        for c in value.split(",")
-    ]
-    check_brotli([c for c in codings if c and c != "identity"], source)
-    for coding in reversed([c for c in codings if c and c != "identity"]):
+    codings = _codings(headers)
+    check_brotli(codings, source)
+    for coding in reversed(codings):
         if coding == "zstd":
             if body.startswith(_ZSTD_MAGIC):
                 return  # a zstd frame: the client decodes it, with the library it has
@@ -408,6 +414,17 @@ def _check_encoding(headers: list[tuple[str, str]], body: bytes, source: Path | 
 
 #: Every zstd frame starts with these bytes (RFC 8878).
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _codings(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The response's content codings, innermost first, ``identity`` left out."""
+    return [
+        c
+        for name, value in headers
+        if name.lower() == "content-encoding"
+        for c in (part.strip().lower() for part in value.split(","))
+        if c and c != "identity"
+    ]
 
 
 def _decoded_start(coding: str, body: bytes) -> bytes | None:
