@@ -205,12 +205,20 @@ def _find(text: str, values: _SecretValues, in_request: bool) -> list[SecretSpan
     spans: list[tuple[int, int, int, str]] = []
     lowered = text.lower()
     for priority, key_format in enumerate(KEY_FORMATS):
+        # Most strings hold no format's hint: skip the format without starting its search.
+        if key_format.hint and key_format.hint not in lowered:
+            continue
         rule = key_format.name
         found = key_format.spans(text, lowered)
         spans.extend((start, end, priority, rule) for start, end in found)
     base = len(KEY_FORMATS)
-    spans.extend((start, end, base, rule) for start, end, rule in values.spans(text))
-    spans.extend((start, end, base + 1, rule) for start, end, rule in _name_spans(text, in_request))
+    if values.pattern is not None:
+        spans.extend((start, end, base, rule) for start, end, rule in values.spans(text))
+    if "=" in text or ":" in text:  # every name rule needs one of them
+        found_names = _name_spans(text, in_request)
+        spans.extend((start, end, base + 1, rule) for start, end, rule in found_names)
+    if not spans:
+        return []
     # A stable fake that stands for a live token (``_tokens``) is already safe to keep.
     spans = [span for span in spans if FAKE_MARK not in text[span[0] : span[1]]]
     return _merge(spans)
