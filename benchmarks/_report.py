@@ -413,7 +413,8 @@ def cost_table(measurements: list[Measurement]) -> list[str]:
     return _table(header, rows) if rows else []
 
 
-def _per_test(seconds: float) -> str:
+def _difference(seconds: float) -> str:
+    """A plugin-on minus plugin-off time; negative when the runs vary more than it."""
     if seconds < 0:
         # The difference is smaller than how much the runs themselves vary.
         return f"{human_time(seconds)} (below this run's noise)"
@@ -447,7 +448,7 @@ def _suite_rows(suite: Measurement) -> list[list[str]]:
         rows.append(
             [
                 f"{variant}: once per run (the 1-test suite, on minus off, CPU)",
-                human_time(suite.extra[f"{variant} once"]),
+                _difference(suite.extra[f"{variant} once"]),
                 "pytest's own start-up and one test: "
                 f"{human_time(suite.extra['plugin off one cpu'])} CPU",
                 "",
@@ -458,7 +459,7 @@ def _suite_rows(suite: Measurement) -> list[list[str]]:
             [
                 f"{variant}: per test, the plugin's hooks and block (the rest of the "
                 f"difference over {tests - 1:,} tests, CPU)",
-                _per_test(suite.extra[f"{variant} per test"]),
+                _difference(suite.extra[f"{variant} per test"]),
                 f"pytest's own per test: {human_time(suite.extra['pytest per test'])} "
                 f"(the off run / {tests:,}), {human_time(suite.extra['pytest cpu per test'])} "
                 "CPU with its start-up left out",
