@@ -25,9 +25,10 @@ INTERCEPTORS: tuple[tuple[str, str], ...] = (
 
 
 def install_all(stack: ExitStack) -> None:
-    """Install every interceptor when its library is imported (at once for those already
-    imported); undo is ``stack.close()``. Nothing is imported for a library the code never uses.
-    """
+    """Install every interceptor when its library is imported (for those already imported:
+    at once, or for the HTTP libraries on the first call of a method it patches, see
+    ``_lazy.DEFERRED``); undo is ``stack.close()``. Nothing is imported for a library the code
+    never uses."""
     from ._lazy import install_lazily
 
     install_lazily(stack, INTERCEPTORS)

@@ -42,14 +42,14 @@ def install(stack: ExitStack) -> None:
     response = importlib.import_module("anthropic._response").BaseAPIResponse
     streaming = importlib.import_module("anthropic._streaming")
     stack.enter_context(mock.patch.object(response, "_parse", _parse(response._parse)))
-    stack.enter_context(
-        mock.patch.object(streaming.Stream, "__stream__", _stream(streaming.Stream.__stream__))
-    )
-    stack.enter_context(
-        mock.patch.object(
-            streaming.AsyncStream, "__stream__", _astream(streaming.AsyncStream.__stream__)
+    for stream_class, checked in (
+        (streaming.Stream, _checked_events),
+        (streaming.AsyncStream, _achecked_events),
+    ):
+        original = stream_class.__stream__
+        stack.enter_context(
+            mock.patch.object(stream_class, "__stream__", _stream(original, checked))
         )
-    )
 
 
 def _expected(cast_to: Any) -> tuple[type[Any], ...]:
@@ -116,13 +116,16 @@ def _faithful() -> tuple[type[BaseException], ...]:
     return (ApiRecorderError, anthropic.APIStatusError, importlib.import_module("httpx2").HTTPError)
 
 
-def _stream(original: Callable[..., Iterator[Any]]) -> Any:
+def _stream(original: Callable[..., Any], checked: Callable[..., Any]) -> Any:
+    """``Stream.__stream__`` (``checked``: ``_checked_events``) or ``AsyncStream``'s
+    (``_achecked_events``), checked event by event when the response was replayed."""
+
     @functools.wraps(original)
-    def stream(self: Any) -> Iterator[Any]:
+    def stream(self: Any) -> Any:
         source = replayed_from(self.response)
         if source is None:
             return original(self)  # a live stream is the SDK's own generator, untouched
-        return _checked_events(source, self._cast_to, original(self))
+        return checked(source, self._cast_to, original(self))
 
     return stream
 
@@ -138,17 +141,6 @@ def _checked_events(source: Any, cast_to: Any, events: Iterator[Any]) -> Iterato
         raise _refused(source, exc, "a stream event") from exc
     finally:
         events.close()  # type: ignore[attr-defined]
-
-
-def _astream(original: Callable[..., AsyncIterator[Any]]) -> Any:
-    @functools.wraps(original)
-    def stream(self: Any) -> AsyncIterator[Any]:
-        source = replayed_from(self.response)
-        if source is None:
-            return original(self)
-        return _achecked_events(source, self._cast_to, original(self))
-
-    return stream
 
 
 async def _achecked_events(source: Any, cast_to: Any, events: Any) -> AsyncIterator[Any]:

@@ -43,7 +43,7 @@ logger = logging.getLogger("apirecorder")
 _PACKAGE = __name__.rpartition(".")[0]
 
 #: Library -> the methods (module, class, attribute) its interceptor patches, when it is
-#: patched on the first call instead of at once (tests/test_lazy_imports.py checks that this
+#: patched on the first call instead of at once (tests/test_deferred_patching.py checks that this
 #: is exactly what the interceptor patches).
 DEFERRED: dict[str, tuple[tuple[str, str, str], ...]] = {
     "httpx": (
